@@ -1,0 +1,61 @@
+"""hashpar: parallel file-integrity manifests (BLAKE3 or SHA-256), made and verified fast.
+
+The library is the product; the ``hashpar`` command is a thin layer over these names::
+
+    import hashpar
+    manifest = hashpar.make_manifest("photos", algorithm="sha256", jobs=2)
+    with open("photos.json", "wb") as f:
+        hashpar.write_manifest(manifest, f)
+"""
+
+from __future__ import annotations
+
+__version__ = "0.1.0"
+
+from hashpar.api import make_manifest, scan_tree
+from hashpar.engine import Tuning, default_jobs
+from hashpar.errors import (
+    HashparError,
+    ManifestError,
+    OutputError,
+    Terminated,
+    UsageError,
+    WorkerCrashed,
+)
+from hashpar.events import Progress, ProgressCallback
+from hashpar.manifest import decode_manifest, encode_manifest, write_manifest
+from hashpar.models import (
+    Algorithm,
+    FileEntry,
+    Manifest,
+    Problem,
+    ProblemKind,
+    Snapshot,
+    SpecialKind,
+)
+
+__all__ = [
+    "Algorithm",
+    "FileEntry",
+    "HashparError",
+    "Manifest",
+    "ManifestError",
+    "OutputError",
+    "Problem",
+    "ProblemKind",
+    "Progress",
+    "ProgressCallback",
+    "Snapshot",
+    "SpecialKind",
+    "Terminated",
+    "Tuning",
+    "UsageError",
+    "WorkerCrashed",
+    "__version__",
+    "decode_manifest",
+    "default_jobs",
+    "encode_manifest",
+    "make_manifest",
+    "scan_tree",
+    "write_manifest",
+]

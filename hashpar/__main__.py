@@ -1,0 +1,5 @@
+"""``python -m hashpar``: the same as the ``hashpar`` command."""
+
+from hashpar.cli import main
+
+main()

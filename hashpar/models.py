@@ -1,0 +1,119 @@
+"""The values hashpar works with: algorithms, entries, snapshots of a tree, manifests.
+
+Everything here is an immutable value with no I/O. Paths are relative, '/'-separated ``str``
+as produced by ``os.fsdecode`` (see :mod:`hashpar.names` for how they are written to JSON).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+__all__ = [
+    "Algorithm",
+    "FileEntry",
+    "Manifest",
+    "Problem",
+    "ProblemKind",
+    "SpecialKind",
+    "Snapshot",
+]
+
+
+class Algorithm(StrEnum):
+    """A supported digest; the value is the name used on the command line and in manifests."""
+
+    BLAKE3 = "blake3"
+    SHA256 = "sha256"
+
+    @property
+    def hex_length(self) -> int:
+        """Length of this algorithm's lowercase hex digest (both produce 32 bytes)."""
+        return 64
+
+
+class SpecialKind(StrEnum):
+    """A directory entry that is never opened: recorded as skipped, with its kind."""
+
+    FIFO = "fifo"
+    SOCKET = "socket"
+    CHAR_DEVICE = "char-device"
+    BLOCK_DEVICE = "block-device"
+    OTHER = "other"
+
+
+class ProblemKind(StrEnum):
+    """Why an entry could not be hashed (or, in verify, checked)."""
+
+    UNREADABLE = "unreadable"
+    """Permission denied, an I/O error, or a directory that cannot be listed."""
+    VANISHED = "vanished"
+    """The entry disappeared between being listed and being read."""
+    CHANGED = "changed"
+    """The file changed while it was being read; no digest is trustworthy."""
+    LOOP = "symlink-loop"
+    """With --follow-symlinks: a directory link that leads back into its own ancestry."""
+    ESCAPES_ROOT = "escapes-root"
+    """With --follow-symlinks: a link whose target lies outside the root."""
+    UNSAFE_NAME = "unsafe-name"
+    """A name that could not be stored safely (e.g. a drive form such as ``C:``)."""
+    TYPE_CHANGED = "type-changed"
+    """verify: the manifest lists a file, the tree now has something else at that path."""
+    FAILED = "failed"
+    """An unexpected error while hashing this one entry."""
+
+
+@dataclass(frozen=True, slots=True)
+class FileEntry:
+    """A regular file: its size in bytes, lowercase hex digest and modification time."""
+
+    size: int | None
+    """Bytes; None only in a manifest imported from a sums file without its tree."""
+    digest: str
+    mtime_ns: int | None
+    """None when unknown (imported manifests)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Problem:
+    """An entry that could not be read or checked, with a stable kind and a message."""
+
+    kind: ProblemKind
+    message: str
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """What one walk of a tree found: files with digests, symlinks, skipped entries, errors.
+
+    Each mapping is keyed by relative path and iterates in sorted key order.
+    """
+
+    files: Mapping[str, FileEntry] = field(default_factory=dict)
+    symlinks: Mapping[str, str] = field(default_factory=dict)
+    """Symlink path -> its target, exactly as ``os.readlink`` returned it."""
+    skipped: Mapping[str, SpecialKind] = field(default_factory=dict)
+    errors: Mapping[str, Problem] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Manifest:
+    """A manifest: a snapshot of ``root`` plus what is needed to check it again later."""
+
+    algorithm: Algorithm
+    root: str
+    """The root as given on the command line (verify resolves it against the cwd)."""
+    created: str
+    """RFC 3339 UTC timestamp, e.g. ``2026-11-26T01:30:00Z``."""
+    generator: str
+    """``hashpar X.Y.Z``."""
+    snapshot: Snapshot
+    excludes: tuple[str, ...] = ()
+    """gitignore-style patterns, relative to root, that were left out of the walk."""
+    follow_symlinks: bool = False
+
+    @property
+    def files(self) -> Mapping[str, FileEntry]:
+        """Shortcut for ``snapshot.files``."""
+        return self.snapshot.files
