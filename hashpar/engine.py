@@ -19,6 +19,7 @@ Design (each default is measured in benchmarks/README.md):
 
 from __future__ import annotations
 
+import contextlib
 import multiprocessing
 import os
 import signal
@@ -96,7 +97,9 @@ def hash_tree(
     if executor is not None:
         return run.drive(executor, source)
     first, source = _peek_files(source, tuning.inline_max_files)
-    if jobs == 1 or (first is not None and _total_size(walker.root, first) <= tuning.inline_max_bytes):
+    if jobs == 1 or (
+        first is not None and _total_size(walker.root, first) <= tuning.inline_max_bytes
+    ):
         return run.drive(_InlineExecutor(), source)
     pool = _start_pool(jobs)
     try:
@@ -112,7 +115,11 @@ class _Run:
     """The state of one hash_tree call: the queue of known work and the results so far."""
 
     def __init__(
-        self, walker: Walker, algorithm: Algorithm, jobs: int, tuning: Tuning,
+        self,
+        walker: Walker,
+        algorithm: Algorithm,
+        jobs: int,
+        tuning: Tuning,
         on_progress: ProgressCallback,
     ) -> None:
         self.walker = walker
@@ -120,9 +127,15 @@ class _Run:
         self.jobs = jobs
         self.on_progress = on_progress
         self.template = Batch(
-            root=walker.root, groups=[], algorithm=str(algorithm), buffer_size=tuning.buffer_size,
-            batch_bytes=tuning.batch_bytes, solo=False, threads=jobs,
-            threads_min=tuning.blake3_threads_min, follow_symlinks=walker.follow_symlinks,
+            root=walker.root,
+            groups=[],
+            algorithm=str(algorithm),
+            buffer_size=tuning.buffer_size,
+            batch_bytes=tuning.batch_bytes,
+            solo=False,
+            threads=jobs,
+            threads_min=tuning.blake3_threads_min,
+            follow_symlinks=walker.follow_symlinks,
         )
         self.queue: deque[Batch] = deque()  # known work (big files, leftovers): before the walk
         self.files: dict[str, FileEntry] = {}
@@ -225,10 +238,8 @@ def _total_size(root: str, groups: list[Group]) -> int:
     total = 0
     for rel_dir, names in groups:
         for name in names:
-            try:
+            with contextlib.suppress(OSError):
                 total += os.lstat(os.path.join(root, rel_dir, name)).st_size
-            except OSError:
-                pass
     return total
 
 

@@ -50,5 +50,5 @@ class WorkerCrashed(HashparError):
     """A worker process died abruptly, so the run cannot be completed or trusted."""
 
 
-class Terminated(BaseException):  # noqa: N818 - mirrors KeyboardInterrupt, which it parallels
+class Terminated(BaseException):
     """Raised in the main thread when the process receives SIGTERM (exit 143)."""

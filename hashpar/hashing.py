@@ -167,7 +167,12 @@ def hash_batch(batch: Batch) -> BatchResult:
 
 
 def _hash_one(
-    batch: Batch, dir_fd: int, rel_dir: str, name: str, path: str, buffer: bytearray,
+    batch: Batch,
+    dir_fd: int,
+    rel_dir: str,
+    name: str,
+    path: str,
+    buffer: bytearray,
     result: BatchResult,
 ) -> int:
     """Hash one file into ``result``; return the bytes read (0 if deferred or failed)."""

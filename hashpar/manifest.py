@@ -99,13 +99,18 @@ def write_manifest(manifest: Manifest, stream: _Sink) -> None:
         "follow_symlinks": manifest.follow_symlinks,
         "excludes": list(manifest.excludes),
     }
-    stream.write(b"{\n" + b"".join(b'  "%s": %s,\n' % (k.encode(), enc(v)) for k, v in head.items()))
+    stream.write(
+        b"{\n" + b"".join(b'  "%s": %s,\n' % (k.encode(), enc(v)) for k, v in head.items())
+    )
     snap = manifest.snapshot
     sections: list[tuple[bytes, Mapping[str, Any]]] = [
         (b"files", {k: _file_value(v) for k, v in snap.files.items()}),
         (b"symlinks", {k: {"target": key_for(t)} for k, t in snap.symlinks.items()}),
         (b"skipped", {k: {"kind": str(v)} for k, v in snap.skipped.items()}),
-        (b"errors", {k: {"kind": str(v.kind), "message": v.message} for k, v in snap.errors.items()}),
+        (
+            b"errors",
+            {k: {"kind": str(v.kind), "message": v.message} for k, v in snap.errors.items()},
+        ),
     ]
     for number, (name, entries) in enumerate(sections):
         closing = b"\n  }" + (b",\n" if number < len(sections) - 1 else b"\n}\n")
@@ -219,7 +224,10 @@ def _target(key: str, target: str) -> str:
 def _check_sections_disjoint(snapshot: Snapshot) -> None:
     seen: set[str] = set()
     sections: Iterable[Mapping[str, object]] = (
-        snapshot.files, snapshot.symlinks, snapshot.skipped, snapshot.errors
+        snapshot.files,
+        snapshot.symlinks,
+        snapshot.skipped,
+        snapshot.errors,
     )
     for section in sections:
         clash = seen.intersection(section)
@@ -264,4 +272,3 @@ class _Comparer:
             self.equal = False
         self.position = end
         return len(data)
-

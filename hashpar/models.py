@@ -16,8 +16,8 @@ __all__ = [
     "Manifest",
     "Problem",
     "ProblemKind",
-    "SpecialKind",
     "Snapshot",
+    "SpecialKind",
 ]
 
 

@@ -102,8 +102,10 @@ class Walker:
                     if rel not in self.skip_paths:
                         yield entry, rel
         except OSError as exc:
-            kind = ProblemKind.VANISHED if isinstance(exc, FileNotFoundError) else (
-                ProblemKind.UNREADABLE
+            kind = (
+                ProblemKind.VANISHED
+                if isinstance(exc, FileNotFoundError)
+                else (ProblemKind.UNREADABLE)
             )
             self.errors[rel_dir or "."] = Problem(kind, f"cannot list directory: {exc.strerror}")
 
@@ -128,8 +130,10 @@ class Walker:
                 return self._symlink(entry, rel, parent, real_root, stack)
             self.skipped[rel] = special_kind(entry.stat(follow_symlinks=False).st_mode)
         except OSError as exc:
-            kind = ProblemKind.VANISHED if isinstance(exc, FileNotFoundError) else (
-                ProblemKind.UNREADABLE
+            kind = (
+                ProblemKind.VANISHED
+                if isinstance(exc, FileNotFoundError)
+                else (ProblemKind.UNREADABLE)
             )
             self.errors[rel] = Problem(kind, exc.strerror or str(exc))
         return False
@@ -166,7 +170,9 @@ class Walker:
         if stat.S_ISDIR(st.st_mode):
             key = (st.st_dev, st.st_ino)
             if key in parent.ancestry:
-                self.errors[rel] = Problem(ProblemKind.LOOP, f"leads back to an ancestor ({target})")
+                self.errors[rel] = Problem(
+                    ProblemKind.LOOP, f"leads back to an ancestor ({target})"
+                )
             else:
                 stack.append(_Dir(rel, parent.ancestry | {key}))
             return False

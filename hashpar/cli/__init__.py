@@ -1,0 +1,94 @@
+"""The ``hashpar`` command: a thin typer layer over the library, and the one exit-code table.
+
+======  ==============================================================================
+ code    meaning
+======  ==============================================================================
+ 0       success: everything hashed / nothing differs
+ 1       the run finished, but something differs or some entries could not be read
+ 2       unusable input or the run could not complete: bad arguments, a bad manifest,
+         PATH missing, a worker crashed, the output could not be written
+ 130     interrupted by Ctrl-C (SIGINT)
+ 141     standard output was closed by its reader (``| head``): stopped quietly
+ 143     terminated by SIGTERM
+======  ==============================================================================
+
+Failures print exactly one line on stderr, ``hashpar: error: ...``; ``--debug`` adds the
+traceback.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import sys
+import traceback
+from types import FrameType
+
+from hashpar.errors import HashparError, Terminated
+
+__all__ = ["EXIT_DIFFERENT", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_UNUSABLE", "main"]
+
+EXIT_OK = 0
+EXIT_DIFFERENT = 1
+EXIT_UNUSABLE = 2
+EXIT_INTERRUPTED = 130
+EXIT_PIPE_CLOSED = 141
+EXIT_TERMINATED = 143
+
+
+def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+    raise Terminated
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the command line and exit with the code from the table above."""
+    sys.exit(run(sys.argv[1:] if argv is None else argv))
+
+
+def run(argv: list[str]) -> int:
+    """Run the command line; return the exit code instead of exiting."""
+    import typer
+
+    from hashpar.cli.app import app
+    from hashpar.cli.output import PipeClosed
+
+    signal.signal(signal.SIGTERM, _raise_terminated)
+    debug = "--debug" in argv
+    try:
+        result = app(args=argv, prog_name="hashpar", standalone_mode=False)
+        code = result if isinstance(result, int) else EXIT_OK
+    except typer.Abort as exc:  # click (vendored by typer) turns KeyboardInterrupt into Abort
+        if not isinstance(exc.__context__, KeyboardInterrupt):
+            _error("aborted", debug)
+        code = EXIT_INTERRUPTED
+    except KeyboardInterrupt:
+        code = EXIT_INTERRUPTED
+    except Terminated:
+        code = EXIT_TERMINATED
+    except typer.TyperException as exc:  # a usage error found by the argument parser
+        if type(exc).__name__ == "NoArgsIsHelpError":
+            exc.show()  # type: ignore[attr-defined]  # a click UsageError
+        else:
+            context = getattr(exc, "ctx", None)
+            where = context.command_path if context is not None else "hashpar"
+            _error(f"{exc.format_message()} (see '{where} --help')", debug)
+        code = EXIT_UNUSABLE
+    except HashparError as exc:
+        _error(str(exc), debug)
+        code = exc.exit_code
+    except (PipeClosed, BrokenPipeError):
+        code = EXIT_PIPE_CLOSED
+    except MemoryError:
+        _error("out of memory", debug)
+        code = EXIT_UNUSABLE
+    if code == EXIT_PIPE_CLOSED:
+        # Nobody reads stdout any more: point it at /dev/null so the final flush is quiet.
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    return code
+
+
+def _error(message: str, debug: bool) -> None:
+    if debug:
+        traceback.print_exc()
+    print(f"hashpar: error: {message}", file=sys.stderr)
