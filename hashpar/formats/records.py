@@ -66,7 +66,9 @@ class NoChecksumLines(ManifestError):
     """
 
     def __init__(self, source: str, malformed: tuple[MalformedLine, ...]) -> None:
-        detail = f" ({len(malformed)} malformed)" if malformed else " (it is empty)"
+        detail = (
+            f" ({len(malformed)} malformed)" if malformed else " (only blank lines and comments)"
+        )
         super().__init__(f"{source}: no properly formatted checksum lines found{detail}")
         self.malformed = malformed
 
