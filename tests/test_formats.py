@@ -9,7 +9,7 @@ from pathlib import Path
 
 import blake3
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hashpar.errors import ManifestError, UsageError
@@ -142,6 +142,7 @@ _RAW_PATH = st.builds(
 ).filter(lambda p: clean_path(p) == (p, None))
 
 
+@settings(deadline=None)  # a loaded CI machine must not turn slowness into failure
 @given(
     st.dictionaries(_PATH, st.sampled_from([A, B]), min_size=1, max_size=6),
     st.sampled_from(list(Algorithm)),
@@ -162,6 +163,7 @@ def test_sums_round_trip(files: dict[str, str], algorithm: Algorithm, fmt: Check
     assert parsed.malformed == ()
 
 
+@settings(deadline=None)  # a loaded CI machine must not turn slowness into failure
 @given(st.dictionaries(_RAW_PATH, st.sampled_from([A, B]), min_size=1, max_size=6))
 def test_gnu_sha256_round_trips_names_that_are_not_utf8(files: dict[str, str]) -> None:
     manifest = manifest_of(Algorithm.SHA256, files)
@@ -170,6 +172,7 @@ def test_gnu_sha256_round_trips_names_that_are_not_utf8(files: dict[str, str]) -
         assert parsed.manifest.files == manifest.files
 
 
+@settings(deadline=None)  # a loaded CI machine must not turn slowness into failure
 @given(st.dictionaries(_PATH, st.sampled_from([A, B]), min_size=1, max_size=6))
 def test_bagit_round_trip(files: dict[str, str]) -> None:
     manifest = manifest_of(Algorithm.SHA256, files)
