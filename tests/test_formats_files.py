@@ -16,6 +16,7 @@ from hashpar.formats import (
     fill_sizes,
     load_checksums,
 )
+from hashpar.formats.files import looks_like_manifest
 from hashpar.models import Algorithm, FileEntry, Manifest, Problem, ProblemKind, Snapshot
 from tests.conftest import build_tree
 
@@ -146,3 +147,27 @@ def test_bag_tag_files_refuses_what_would_not_be_a_valid_bag(
         (bag / "data").rmdir()
     with pytest.raises(error, match=message):
         bag_tag_files(manifest, os.fspath(bag))
+
+
+def test_input_without_line_ends_is_refused_at_once() -> None:
+    with pytest.raises(UsageError, match=r"^/dev/zero: a line longer than 1048576 bytes"):
+        load_checksums("/dev/zero", algorithm=Algorithm.SHA256)
+
+
+def test_a_pipe_is_read_like_a_file(tmp_path: Path) -> None:
+    read, write = os.pipe()
+    os.write(write, f"{HELLO}  a.txt\n".encode())
+    os.close(write)
+    try:
+        parsed = load_checksums(f"/dev/fd/{read}", algorithm=Algorithm.SHA256)
+    finally:
+        os.close(read)
+    assert list(parsed.manifest.files) == ["a.txt"]
+
+
+@pytest.mark.parametrize(
+    ("data", "expected"),
+    [(b'{"version": 1}', True), (b"\n  {", True), (HELLO.encode() + b"  {x}", False), (b"", False)],
+)
+def test_looks_like_manifest(data: bytes, expected: bool) -> None:
+    assert looks_like_manifest(data) is expected

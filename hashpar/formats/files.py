@@ -12,6 +12,7 @@ import sys
 from collections.abc import Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
+from typing import BinaryIO
 
 from hashpar import __version__
 from hashpar.errors import ManifestError, UsageError
@@ -21,9 +22,24 @@ from hashpar.formats.sums import parse_checksums
 from hashpar.models import Algorithm, FileEntry, Manifest, Snapshot
 from hashpar.names import display_name
 
-__all__ = ["bag_tag_files", "fill_sizes", "load_checksums", "read_bag"]
+__all__ = [
+    "MAX_INPUT",
+    "MAX_LINE",
+    "bag_tag_files",
+    "fill_sizes",
+    "load_checksums",
+    "looks_like_manifest",
+    "parse_input",
+    "read_bag",
+    "read_input",
+]
 
 _SHOWN = 5
+_CHUNK = 1 << 20
+MAX_LINE = 1 << 20
+"""Longest line accepted in a checksum file, in bytes."""
+MAX_INPUT = 4 << 30
+"""Largest checksum file accepted, in bytes (about 40 million lines)."""
 
 
 def load_checksums(
@@ -35,17 +51,31 @@ def load_checksums(
 ) -> ParsedChecksums:
     """Read a sums file, a BagIt payload manifest or a bag directory (``-``: stdin).
 
-    The kind is taken from ``only`` if given, else: a directory is a bag, a file named
-    ``manifest-<algo>.txt`` a payload manifest, anything else a GNU/BSD file (line forms
-    detected per line). Paths resolve under ``root``: by default the current directory for a
-    sums file (as ``sha256sum -c`` does) and ``BAGDIR/data`` for a bag.
-    UsageError/ManifestError for unreadable or unusable input (see the parsers).
+    A directory is a bag; anything else is read with :func:`read_input` and parsed with
+    :func:`parse_input`. UsageError/ManifestError for unreadable or unusable input.
     """
     if path != "-" and os.path.isdir(path):
         if only not in (None, ChecksumFormat.BAGIT):
             raise UsageError(f"{path} is a directory, not a {only} file")
         return read_bag(path, algorithm=algorithm, root=root)
-    data = _read(path)
+    return parse_input(read_input(path), path, algorithm=algorithm, only=only, root=root)
+
+
+def parse_input(
+    data: bytes,
+    path: str,
+    *,
+    algorithm: Algorithm | None = None,
+    only: ChecksumFormat | None = None,
+    root: str | None = None,
+) -> ParsedChecksums:
+    """Parse the bytes of checksum file ``path`` (``-``: stdin), by ``only`` or by its name.
+
+    A file named ``manifest-<algo>.txt`` is a BagIt payload manifest whose paths resolve in
+    ``data/`` beside it; anything else is a GNU/BSD file (line forms detected per line) whose
+    paths resolve in the current directory, as ``sha256sum -c`` resolves them. ``root``
+    replaces either.
+    """
     source = "standard input" if path == "-" else path
     name = os.path.basename(path)
     is_bag_manifest = name.startswith("manifest-") and name.endswith(".txt")
@@ -56,6 +86,11 @@ def load_checksums(
     return parse_checksums(data, source=source, algorithm=algorithm, only=only, root=root or ".")
 
 
+def looks_like_manifest(data: bytes) -> bool:
+    """True when ``data`` starts like a hashpar (JSON) manifest: no checksum line can."""
+    return data.lstrip(b" \t\r\n")[:1] == b"{"
+
+
 def read_bag(
     bagdir: str, *, algorithm: Algorithm | None = None, root: str | None = None
 ) -> ParsedChecksums:
@@ -63,7 +98,7 @@ def read_bag(
     declaration = os.path.join(bagdir, "bagit.txt")
     if not os.path.isfile(declaration):
         raise UsageError(f"{bagdir}: a directory without bagit.txt is not a bag")
-    bagit.check_bagit_txt(_read(declaration), declaration)
+    bagit.check_bagit_txt(read_input(declaration), declaration)
     manifest_path = os.path.join(bagdir, bagit.PAYLOAD_MANIFEST)
     if not os.path.isfile(manifest_path):
         others = sorted(n for n in os.listdir(bagdir) if n.startswith("manifest-"))
@@ -73,7 +108,7 @@ def read_bag(
         )
     _require_sha256(algorithm, bagit.PAYLOAD_MANIFEST, bagdir)
     data_dir = os.path.join(bagdir, "data")
-    return bagit.parse_bagit(_read(manifest_path), source=manifest_path, root=root or data_dir)
+    return bagit.parse_bagit(read_input(manifest_path), source=manifest_path, root=root or data_dir)
 
 
 def fill_sizes(manifest: Manifest) -> tuple[Manifest, int]:
@@ -131,7 +166,7 @@ def bag_tag_files(manifest: Manifest, bagdir: str) -> dict[str, bytes]:
     if stale:
         raise UsageError(f"{bagdir} has {', '.join(stale)}, which would be left stale")
     info_path = os.path.join(bagdir, "bag-info.txt")
-    existing = _read(info_path) if os.path.isfile(info_path) else None
+    existing = read_input(info_path) if os.path.isfile(info_path) else None
     files = {
         bagit.PAYLOAD_MANIFEST: bagit.encode_bagit(manifest),
         "bag-info.txt": bagit.bag_info(
@@ -174,11 +209,33 @@ def _require_sha256(algorithm: Algorithm | None, name: str, where: str) -> None:
         raise UsageError(f"{where}: a BagIt SHA-256 manifest cannot be checked as {algorithm}")
 
 
-def _read(path: str) -> bytes:
+def read_input(path: str) -> bytes:
+    """The bytes of a checksum file (``-``: stdin; pipes and ``<(...)`` work too).
+
+    Checksum files are lines: input with a "line" longer than MAX_LINE (a path is at most a
+    few KiB even escaped), or bigger than MAX_INPUT, is refused as soon as it is seen, so
+    ``/dev/zero`` fails at once instead of filling memory.
+    """
+    name = "standard input" if path == "-" else path
     try:
         if path == "-":
-            return sys.stdin.buffer.read()
-        with open(path, "rb") as f:
-            return f.read()
+            return _read_lines(sys.stdin.buffer, name)
+        with open(path, "rb") as stream:
+            return _read_lines(stream, name)
     except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+        raise UsageError(f"cannot read {name}: {exc.strerror}") from None
+
+
+def _read_lines(stream: BinaryIO, name: str) -> bytes:
+    chunks: list[bytes] = []
+    total = since_newline = 0
+    while chunk := stream.read(_CHUNK):
+        chunks.append(chunk)
+        total += len(chunk)
+        newline = chunk.rfind(b"\n")
+        since_newline = len(chunk) - newline - 1 if newline >= 0 else since_newline + len(chunk)
+        if since_newline > MAX_LINE:
+            raise UsageError(f"{name}: a line longer than {MAX_LINE} bytes: not a checksum file")
+        if total > MAX_INPUT:
+            raise UsageError(f"{name}: larger than {MAX_INPUT} bytes: not a checksum file")
+    return b"".join(chunks)
