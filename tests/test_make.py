@@ -270,10 +270,17 @@ def test_jobs_never_change_the_manifest(
     )
     assert _files_section(one) == _files_section(two)
     manifest = make_manifest(root, jobs=1)
-    unsafe = {path for path in written if unsafe_reason(path) is not None}
+    # An unsafe name is reported where it first occurs; nothing below it is walked.
+    blocked = {path: _first_unsafe_prefix(path) for path in written}
     assert {k: v.digest for k, v in manifest.files.items()} == {
-        k: digest(v) for k, v in written.items() if k not in unsafe
+        k: digest(v) for k, v in written.items() if blocked[k] is None
     }
     assert {k: p.kind for k, p in manifest.snapshot.errors.items()} == {
-        k: ProblemKind.UNSAFE_NAME for k in unsafe
+        prefix: ProblemKind.UNSAFE_NAME for prefix in blocked.values() if prefix is not None
     }
+
+
+def _first_unsafe_prefix(path: str) -> str | None:
+    parts = path.split("/")
+    prefixes = ("/".join(parts[: i + 1]) for i in range(len(parts)))
+    return next((prefix for prefix in prefixes if unsafe_reason(prefix) is not None), None)
