@@ -83,7 +83,8 @@ def scan_tree(
         st = os.stat(root)
     except OSError as exc:
         raise UsageError(f"{root}: {exc.strerror}") from None
-    is_excluded = _exclude_matcher(excludes)
+    patterns = list(excludes)
+    is_excluded = _exclude_matcher(patterns)
     if os.path.isdir(root):
         walk_root = os.path.abspath(root)
     elif os.path.isfile(root):  # a single file: walk its directory, keep only that name
@@ -97,6 +98,7 @@ def scan_tree(
         root=walk_root,
         follow_symlinks=follow_symlinks,
         is_excluded=is_excluded,
+        has_excludes=bool(patterns) or not os.path.isdir(root),
         skip_paths=_relative_paths(walk_root, skip),
         batch_files=tuning.batch_files,
     )
