@@ -125,7 +125,7 @@ def fill_sizes(manifest: Manifest) -> tuple[Manifest, int]:
             files[path] = entry
             continue
         if stat.S_ISREG(st.st_mode):
-            files[path] = replace(entry, size=st.st_size)
+            files[path] = entry._replace(size=st.st_size)
             filled += 1
         else:
             files[path] = entry
