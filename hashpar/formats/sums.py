@@ -45,7 +45,7 @@ _GNU_ESCAPES = {b"\\": b"\\\\", b"\n": b"\\n", b"\r": b"\\r"}
 _B3_ESCAPES = {b"\\": b"\\\\", b"\n": b"\\n"}
 _UNESCAPES = {ord("\\"): b"\\", ord("n"): b"\n", ord("r"): b"\r"}
 _BSD_LINE = re.compile(rb"(\\?)([A-Za-z0-9][A-Za-z0-9_-]*) \((.*)\) = ([0-9A-Fa-f]+)", re.S)
-_HEX = frozenset(b"0123456789abcdefABCDEF")
+_GNU_LINE = re.compile(rb"(\\?)([0-9A-Fa-f]+)(?:  | \*)(.+)", re.S)
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -128,28 +128,18 @@ def parse_checksums(
     algorithm cannot be told; NoChecksumLines when no line is usable. Every other problem is
     a MalformedLine; the valid lines become ``manifest.files`` (sizes unknown) under ``root``.
     """
-    lines = list(numbered_lines(data))
-    tags = {m.group(2): number for number, m in _bsd_matches(lines)}
-    tagged = {_TAG_ALGORITHMS[t]: n for t, n in tags.items() if t in _TAG_ALGORITHMS}
-    if algorithm is None and len(tagged) > 1:
-        (a, first), (b, second) = sorted(tagged.items(), key=lambda item: item[1])[:2]
-        raise UsageError(
-            f"{source}: mixes {a} (line {first}) and {b} (line {second}) digests: "
-            "give --algo to check one of them"
-        )
-    algo: Algorithm | None = algorithm or next(iter(tagged), None)
-    if algo is None and any(
-        isinstance(_parse_gnu(raw), tuple) for _, raw in lines if not raw.startswith(b"#")
-    ):
-        algo = resolve_algorithm(None, None, source)  # a usable line: the name must say
+    lines = [
+        (number, raw, _BSD_LINE.fullmatch(raw.removesuffix(b"\r")))
+        for number, raw in numbered_lines(data)
+        if raw and not raw.startswith(b"#")  # blank lines and comments are skipped
+    ]
+    algo = _algorithm(lines, algorithm, source)
     malformed: list[MalformedLine] = []
     files: dict[str, FileEntry] = {}
     first_line: dict[str, int] = {}
     seen: set[ChecksumFormat] = set()
-    for number, raw in lines:
-        if raw == b"" or raw.startswith(b"#"):
-            continue
-        kind, parsed = _parse_line(raw, algo, only)
+    for number, raw, bsd in lines:
+        kind, parsed = _parse_line(raw, bsd, algo, only)
         if isinstance(parsed, str):
             malformed.append(MalformedLine(number, parsed))
             continue
@@ -167,20 +157,38 @@ def parse_checksums(
     return ParsedChecksums(imported_manifest(algo, root, files), tuple(malformed), frozenset(seen))
 
 
-def _bsd_matches(lines: list[tuple[int, bytes]]) -> Iterable[tuple[int, re.Match[bytes]]]:
-    for number, raw in lines:
-        match = _BSD_LINE.fullmatch(raw.removesuffix(b"\r"))
-        if match is not None:
-            yield number, match
+_Line = tuple[int, bytes, "re.Match[bytes] | None"]
+
+
+def _algorithm(lines: list[_Line], given: Algorithm | None, source: str) -> Algorithm | None:
+    """Given, else the BSD tags' one, else the file name's (only asked when a GNU line is
+    usable: a file of MD5 sums deserves that message, not a question about --algo).
+    """
+    tagged: dict[Algorithm, int] = {}
+    for number, _, bsd in lines:
+        if bsd is not None and bsd.group(2) in _TAG_ALGORITHMS:
+            tagged.setdefault(_TAG_ALGORITHMS[bsd.group(2)], number)
+    if given is None and len(tagged) > 1:
+        (a, first), (b, second) = sorted(tagged.items(), key=lambda item: item[1])[:2]
+        raise UsageError(
+            f"{source}: mixes {a} (line {first}) and {b} (line {second}) digests: "
+            "give --algo to check one of them"
+        )
+    algorithm = given or next(iter(tagged), None)
+    if algorithm is None and any(isinstance(_parse_gnu(raw), tuple) for _, raw, _ in lines):
+        algorithm = resolve_algorithm(None, None, source)
+    return algorithm
 
 
 def _parse_line(
-    raw: bytes, algorithm: Algorithm | None, only: ChecksumFormat | None
+    raw: bytes,
+    bsd: re.Match[bytes] | None,
+    algorithm: Algorithm | None,
+    only: ChecksumFormat | None,
 ) -> tuple[ChecksumFormat, tuple[bytes, str] | str]:
     """``(format, (name bytes, lowercase hex))`` for a usable line, or ``(format, reason)``."""
     if raw.startswith(b"\xef\xbb\xbf"):
         return ChecksumFormat.SUMS, "starts with a UTF-8 byte-order mark"
-    bsd = _BSD_LINE.fullmatch(raw.removesuffix(b"\r"))
     if bsd is not None:
         if only is ChecksumFormat.SUMS:
             return ChecksumFormat.BSD, "a BSD-tagged line, but --format sums was given"
@@ -203,19 +211,17 @@ def _parse_bsd(match: re.Match[bytes], algorithm: Algorithm | None) -> tuple[byt
 
 
 def _parse_gnu(raw: bytes) -> tuple[bytes, str] | str:
-    escaped = raw.startswith(b"\\")
-    body = raw[1:] if escaped else raw
-    end = 0
-    while end < len(body) and body[end] in _HEX:
-        end += 1
-    if end == 0:
+    match = _GNU_LINE.fullmatch(raw)
+    if match is not None:
+        escaped, digest, name = match.groups()
+        return _finish(name, digest, bool(escaped))
+    body = raw.removeprefix(b"\\")
+    digits = len(body) - len(body.lstrip(b"0123456789abcdefABCDEF"))
+    if digits == 0:
         return "not a checksum line: expected '<hex digest>  <path>' or 'ALGO (path) = hex'"
-    separator, name = body[end : end + 2], body[end + 2 :]
-    if separator not in (b"  ", b" *"):
+    if body[digits : digits + 2] not in (b"  ", b" *"):
         return "expected two spaces (or ' *') between the digest and the path"
-    if not name:
-        return "no path after the digest"
-    return _finish(name, body[:end], escaped)
+    return "no path after the digest"
 
 
 def _finish(name: bytes, digest: bytes, escaped: bool) -> tuple[bytes, str] | str:
