@@ -16,7 +16,7 @@ from hashpar.formats import (
     fill_sizes,
     load_checksums,
 )
-from hashpar.formats.files import looks_like_manifest
+from hashpar.formats.files import looks_like_manifest, read_input
 from hashpar.models import Algorithm, FileEntry, Manifest, Problem, ProblemKind, Snapshot
 from tests.conftest import build_tree
 
@@ -167,7 +167,29 @@ def test_a_pipe_is_read_like_a_file(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     ("data", "expected"),
-    [(b'{"version": 1}', True), (b"\n  {", True), (HELLO.encode() + b"  {x}", False), (b"", False)],
+    [
+        (b'{"version": 1}', True),
+        (b"\n  {", True),
+        (b"\0\0", True),  # binary: the manifest decoder says what it is not
+        (HELLO.encode() + b"  {x}", False),
+        (b"", False),
+    ],
 )
 def test_looks_like_manifest(data: bytes, expected: bool) -> None:
     assert looks_like_manifest(data) is expected
+
+
+def test_read_input_lets_one_line_json_through_only_when_a_manifest_is_welcome(
+    tmp_path: Path,
+) -> None:
+    one_line = b"{" + b" " * (2 << 20) + b"}"
+    (tmp_path / "m.json").write_bytes(one_line)
+    assert read_input(f"{tmp_path}/m.json", manifest_ok=True) == one_line
+    with pytest.raises(UsageError, match="a line longer than"):
+        read_input(f"{tmp_path}/m.json")
+
+
+def test_read_input_stops_at_the_first_chunk_of_binary_input() -> None:
+    head = read_input("/dev/zero", manifest_ok=True)
+    assert head and not head.strip(b"\0")
+    assert len(head) <= 1 << 20

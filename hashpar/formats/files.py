@@ -27,6 +27,7 @@ __all__ = [
     "MAX_LINE",
     "bag_tag_files",
     "fill_sizes",
+    "is_bag",
     "load_checksums",
     "looks_like_manifest",
     "parse_input",
@@ -86,9 +87,17 @@ def parse_input(
     return parse_checksums(data, source=source, algorithm=algorithm, only=only, root=root or ".")
 
 
-def looks_like_manifest(data: bytes) -> bool:
-    """True when ``data`` starts like a hashpar (JSON) manifest: no checksum line can."""
-    return data.lstrip(b" \t\r\n")[:1] == b"{"
+def looks_like_manifest(head: bytes) -> bool:
+    """True when input starting with ``head`` is no checksum file and so is read as a hashpar
+    manifest: it starts with ``{`` (JSON; no checksum line can), or it holds a NUL byte
+    (binary; the manifest decoder then says what it is not).
+    """
+    return head.lstrip(b" \t\r\n")[:1] == b"{" or b"\0" in head[:_CHUNK]
+
+
+def is_bag(directory: str) -> bool:
+    """True when ``directory`` has a ``bagit.txt``: a BagIt bag (RFC 8493 section 2.1.1)."""
+    return os.path.isfile(os.path.join(directory, "bagit.txt"))
 
 
 def read_bag(
@@ -209,33 +218,43 @@ def _require_sha256(algorithm: Algorithm | None, name: str, where: str) -> None:
         raise UsageError(f"{where}: a BagIt SHA-256 manifest cannot be checked as {algorithm}")
 
 
-def read_input(path: str) -> bytes:
-    """The bytes of a checksum file (``-``: stdin; pipes and ``<(...)`` work too).
+def read_input(path: str, *, manifest_ok: bool = False) -> bytes:
+    """The bytes of a checksum file (``-``: stdin; pipes and ``<(...)`` work too), read once.
 
     Checksum files are lines: input with a "line" longer than MAX_LINE (a path is at most a
     few KiB even escaped), or bigger than MAX_INPUT, is refused as soon as it is seen, so
-    ``/dev/zero`` fails at once instead of filling memory.
+    ``/dev/zero`` fails at once instead of filling memory. With ``manifest_ok``, input whose
+    first chunk :func:`looks_like_manifest` is not held to the line rule (JSON may be one
+    line), and binary input stops after that chunk: the manifest decoder says what is wrong.
     """
     name = "standard input" if path == "-" else path
     try:
         if path == "-":
-            return _read_lines(sys.stdin.buffer, name)
+            return _read_lines(sys.stdin.buffer, name, manifest_ok)
         with open(path, "rb") as stream:
-            return _read_lines(stream, name)
+            return _read_lines(stream, name, manifest_ok)
     except OSError as exc:
         raise UsageError(f"cannot read {name}: {exc.strerror}") from None
 
 
-def _read_lines(stream: BinaryIO, name: str) -> bytes:
+def _read_lines(stream: BinaryIO, name: str, manifest_ok: bool) -> bytes:
     chunks: list[bytes] = []
     total = since_newline = 0
+    lines = True
     while chunk := stream.read(_CHUNK):
+        if not chunks and manifest_ok and looks_like_manifest(chunk):
+            if b"\0" in chunk:
+                return chunk  # binary: no manifest, no checksum file either
+            lines = False  # JSON may be written on one line
         chunks.append(chunk)
         total += len(chunk)
-        newline = chunk.rfind(b"\n")
-        since_newline = len(chunk) - newline - 1 if newline >= 0 else since_newline + len(chunk)
-        if since_newline > MAX_LINE:
-            raise UsageError(f"{name}: a line longer than {MAX_LINE} bytes: not a checksum file")
         if total > MAX_INPUT:
-            raise UsageError(f"{name}: larger than {MAX_INPUT} bytes: not a checksum file")
+            raise UsageError(f"{name}: larger than {MAX_INPUT} bytes: refusing to read it")
+        if lines:
+            newline = chunk.rfind(b"\n")
+            since_newline = len(chunk) - newline - 1 if newline >= 0 else since_newline + len(chunk)
+            if since_newline > MAX_LINE:
+                raise UsageError(
+                    f"{name}: a line longer than {MAX_LINE} bytes: not a checksum file"
+                )
     return b"".join(chunks)
