@@ -166,17 +166,22 @@ def test_a_pipe_is_read_like_a_file(tmp_path: Path) -> None:
 
 
 @pytest.mark.parametrize(
-    ("data", "expected"),
+    ("data", "name", "expected"),
     [
-        (b'{"version": 1}', True),
-        (b"\n  {", True),
-        (b"\0\0", True),  # binary: the manifest decoder says what it is not
-        (HELLO.encode() + b"  {x}", False),
-        (b"", False),
+        (b'{"version": 1}', "m", True),
+        (b"\n  {", "m", True),
+        (b"[1]", "m", True),
+        (b"\xef\xbb\xbf{}", "m", True),
+        (b"\0\0", "m", True),  # binary: the manifest decoder says what it is not
+        (b"", "manifest.JSON", True),
+        (b"not json", "dir/m.json", True),
+        (HELLO.encode() + b"  {x}", "SHA256SUMS", False),
+        (b"\xef\xbb\xbf" + HELLO.encode() + b"  x", "sums", False),
+        (b"", "SHA256SUMS", False),
     ],
 )
-def test_looks_like_manifest(data: bytes, expected: bool) -> None:
-    assert looks_like_manifest(data) is expected
+def test_looks_like_manifest(data: bytes, name: str, expected: bool) -> None:
+    assert looks_like_manifest(data, name) is expected
 
 
 def test_read_input_lets_one_line_json_through_only_when_a_manifest_is_welcome(

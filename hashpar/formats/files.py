@@ -87,12 +87,16 @@ def parse_input(
     return parse_checksums(data, source=source, algorithm=algorithm, only=only, root=root or ".")
 
 
-def looks_like_manifest(head: bytes) -> bool:
-    """True when input starting with ``head`` is no checksum file and so is read as a hashpar
-    manifest: it starts with ``{`` (JSON; no checksum line can), or it holds a NUL byte
-    (binary; the manifest decoder then says what it is not).
+def looks_like_manifest(head: bytes, name: str = "") -> bool:
+    """True when input starting with ``head`` (named ``name``) is read as a hashpar manifest.
+
+    No checksum line starts with ``{`` or ``[`` (after a byte-order mark and whitespace), so
+    that is JSON; a NUL byte means binary, which is no checksum file either (the manifest
+    decoder then says what it is not). Otherwise a name ending in ``.json`` decides (an empty
+    ``manifest.json`` is a broken manifest, not an empty sums file).
     """
-    return head.lstrip(b" \t\r\n")[:1] == b"{" or b"\0" in head[:_CHUNK]
+    start = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")[:1]
+    return start in (b"{", b"[") or b"\0" in head[:_CHUNK] or name.lower().endswith(".json")
 
 
 def is_bag(directory: str) -> bool:
