@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from conftest import build_tree, run_hashpar
 from hashpar import decode_manifest
-from tests.conftest import build_tree, run_hashpar
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from conftest import build_tree
 from hashpar.errors import ManifestError, UsageError
 from hashpar.formats import (
     ChecksumFormat,
@@ -18,7 +19,6 @@ from hashpar.formats import (
 )
 from hashpar.formats.files import looks_like_manifest, read_input
 from hashpar.models import Algorithm, FileEntry, Manifest, Problem, ProblemKind, Snapshot
-from tests.conftest import build_tree
 
 HELLO = hashlib.sha256(b"hello\n").hexdigest()
 

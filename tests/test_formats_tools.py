@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import pytest
+from test_formats import ODD_NAMES
 
-from tests.conftest import build_tree, run_hashpar
-from tests.test_formats import ODD_NAMES
+from conftest import build_tree, run_hashpar
 
 pytestmark = pytest.mark.timeout(60)
 
