@@ -165,6 +165,8 @@ def decode_manifest(data: bytes) -> Manifest:
         raise ManifestError(f"invalid manifest: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ManifestError(f"not a valid JSON manifest: {exc}") from None
+    except UnicodeDecodeError as exc:  # msgspec raises this for invalid UTF-8 in a string
+        raise ManifestError(f"not a valid JSON manifest: not UTF-8 (byte {exc.start})") from None
     except RecursionError:
         raise ManifestError("not a valid JSON manifest: nested too deeply") from None
     if doc.version != FORMAT_VERSION:
@@ -182,10 +184,11 @@ def decode_manifest(data: bytes) -> Manifest:
             files={_path("files", k): _checked_file(k, v) for k, v in doc.files.items()},
             symlinks={_path("symlinks", k): _target(k, v.target) for k, v in doc.symlinks.items()},
             skipped={_path("skipped", k): v.kind for k, v in doc.skipped.items()},
-            errors={_path("errors", k): Problem(v.kind, v.message) for k, v in doc.errors.items()},
+            errors={_error_path(k): Problem(v.kind, v.message) for k, v in doc.errors.items()},
         ),
     )
     _check_sections_disjoint(manifest.snapshot)
+    _check_nothing_below_leaves(manifest.snapshot)
     _reject_duplicate_keys(data, manifest)
     return manifest
 
@@ -201,6 +204,11 @@ def _path(section: str, key: str) -> str:
     if reason is not None:
         raise ManifestError(f"unsafe path in manifest: {where}: {reason}")
     return path
+
+
+def _error_path(key: str) -> str:
+    """An errors key: a path, or "." for a root that could not be listed (as make writes)."""
+    return key if key == "." else _path("errors", key)
 
 
 def _checked_file(key: str, value: _File) -> FileEntry:
@@ -234,6 +242,45 @@ def _check_sections_disjoint(snapshot: Snapshot) -> None:
         if clash:
             raise ManifestError(f"invalid manifest: {json.dumps(min(clash))} listed twice")
         seen.update(section)
+
+
+def _check_nothing_below_leaves(snapshot: Snapshot) -> None:
+    """No entry may lie below a file, symlink or skipped entry (``link/x`` below ``link``).
+
+    A walk never produces one, and a manifest that claims ``link/etc/passwd`` below a symlink
+    ``link`` is an attempt to make a checker look through the link: rejected outright.
+    """
+    sections: dict[str, Mapping[str, object]] = {
+        "files": snapshot.files,
+        "symlinks": snapshot.symlinks,
+        "skipped": snapshot.skipped,
+        "errors": snapshot.errors,
+    }
+    parents: set[str] = set()
+    for entries in sections.values():
+        for path in entries:
+            while "/" in path:
+                path = path.rpartition("/")[0]
+                if path in parents:
+                    break
+                parents.add(path)
+    nouns = {"files": "the file", "symlinks": "the symlink", "skipped": "the skipped entry"}
+    for kind, noun in nouns.items():
+        leaves = sections[kind]
+        clash = parents.intersection(leaves)
+        if not clash:
+            continue
+        leaf = min(clash)
+        section, path = min(
+            (name, path)
+            for name, entries in sections.items()
+            for path in entries
+            if path.startswith(leaf + "/")
+        )
+        raise ManifestError(
+            f"unsafe path in manifest: {section}[{json.dumps(key_for(path))}]: lies below "
+            f"{noun} {json.dumps(key_for(leaf))}"
+        )
 
 
 def _reject_duplicate_keys(data: bytes, manifest: Manifest) -> None:
