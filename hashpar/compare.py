@@ -146,8 +146,6 @@ class _Comparison:
         self.modified: list[str] = []
         self.missing: dict[str, FileEntry | None] = {}
         self.errors: dict[str, Problem] = {}
-        self.claimed_errors: set[str] = set()
-        """Observed errors already reported at a manifest path."""
         self._check_entries()
 
     def _check_entries(self) -> None:
@@ -176,7 +174,6 @@ class _Comparison:
         for path, problem in expected.errors.items():
             seen_problem = observed.errors.get(path)
             if seen_problem is not None:
-                self.claimed_errors.add(path)
                 self.errors[path] = self._observed_problem(seen_problem)
             else:
                 self.errors[path] = Problem(
@@ -195,7 +192,6 @@ class _Comparison:
         observed = self.observed
         problem = observed.errors.get(path)
         if problem is not None:
-            self.claimed_errors.add(path)
             self.errors[path] = self._observed_problem(problem)
             return
         now = self._kind_now(path)
@@ -240,7 +236,7 @@ class _Comparison:
             if path not in claimed
         )
         for path, problem in observed.errors.items():
-            if path not in claimed and path not in self.claimed_errors:
+            if path not in claimed:
                 self.errors[path] = self._observed_problem(problem)
         moved = _pair_moves(
             {p: e for p, e in self.missing.items() if e is not None},

@@ -18,9 +18,14 @@ from typing import Any
 
 import pytest
 from conftest import run_hashpar
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from hashpar import manifest as manifest_module
 from hashpar.api import load_manifest
 from hashpar.errors import ManifestError
+from hashpar.models import FileEntry
+from hashpar.names import unsafe_reason
 
 DIGEST = "0" * 64
 
@@ -240,3 +245,28 @@ def test_a_manifest_over_the_size_cap_is_refused(tmp_path: Path) -> None:
     manifest.write_bytes(b"{" + b" " * (3 << 20) + b"}")
     with pytest.raises(ManifestError, match=r"big.json: larger than 2097152 bytes"):
         load_manifest(str(manifest), max_bytes=2 << 20)
+
+
+# -- the fast paths in manifest.py agree with the slow, obviously correct ones ------------------
+
+HOSTILE_TEXT = st.text(alphabet="/\\.:aC\0~ é", max_size=8)
+
+
+@settings(max_examples=1500, deadline=None)
+@given(HOSTILE_TEXT)
+def test_the_fast_screen_lets_no_unsafe_path_through(path: str) -> None:
+    assert manifest_module._maybe_unsafe(path) or unsafe_reason(path) is None
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.one_of(st.none(), st.integers(0, 2**63 - 1)),
+    st.one_of(st.none(), st.integers(-(2**63) + 1, 2**63 - 1)),
+    st.text(max_size=70),
+)
+def test_fast_file_encoding_matches_the_generic_encoder(
+    size: int | None, mtime_ns: int | None, digest: str
+) -> None:
+    entry = FileEntry(size, digest, mtime_ns)
+    generic = manifest_module._entry_json(manifest_module._file_value(entry))
+    assert manifest_module._file_json(entry) == generic
