@@ -23,6 +23,7 @@ written down in docs/verify.md; in short:
 
 from __future__ import annotations
 
+import functools
 from collections import defaultdict, deque
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -139,9 +140,6 @@ class _Comparison:
         self.type_change_modifies = type_change_modifies
         self.expected_name = expected_name
         self.observed_note = observed_note
-        self.observed_dirs = parent_directories(
-            [*observed.files, *observed.symlinks, *observed.skipped, *observed.errors]
-        )
         self.ok = 0
         self.modified: list[str] = []
         self.missing: dict[str, FileEntry | None] = {}
@@ -211,6 +209,14 @@ class _Comparison:
                 self.errors[path] = Problem(problem.kind, message)
                 return
         self.missing[path] = entry
+
+    @functools.cached_property
+    def observed_dirs(self) -> set[str]:
+        """Directories seen in the walk; built only once an entry turns out to be absent."""
+        observed = self.observed
+        return parent_directories(
+            [*observed.files, *observed.symlinks, *observed.skipped, *observed.errors]
+        )
 
     def _kind_now(self, path: str) -> str | None:
         observed = self.observed
