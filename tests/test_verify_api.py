@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import tempfile
 from pathlib import Path
@@ -14,6 +15,7 @@ from hypothesis import strategies as st
 import hashpar
 from hashpar import Move, Report, Tuning, make_manifest, verify_tree
 from hashpar.errors import ManifestError, UsageError
+from hashpar.models import FileEntry, Snapshot
 
 NAMES = st.text(alphabet="abé\n", min_size=1, max_size=3).map(lambda n: n + ".f")
 ACTIONS = st.sampled_from(["keep", "flip", "truncate", "append", "delete", "rename"])
@@ -160,3 +162,25 @@ def test_load_manifest_round_trips_and_names_the_file(tmp_path: Path) -> None:
 def test_the_public_names_are_exported() -> None:
     for name in ("verify_tree", "diff_manifests", "load_manifest", "compare", "Report", "Move"):
         assert name in hashpar.__all__ and hasattr(hashpar, name)
+
+
+def test_any_manifest_object_verifies_even_without_sizes(tmp_path: Path) -> None:
+    """As a manifest imported from a sums file: digests only, no sizes or mtimes."""
+    root = build_tree(tmp_path / "t", {"a": b"a", "b": b"b", "c": b"c"})
+    made = make_manifest(root, jobs=1, algorithm="sha256")
+    files = {p: FileEntry(None, e.digest, None) for p, e in made.files.items()}
+    manifest = dataclasses.replace(made, snapshot=Snapshot(files=files))
+    assert verify_tree(manifest, jobs=1) == Report(verified=3, ok=3)
+    (root / "a").write_bytes(b"A")
+    (root / "b").rename(root / "b2")
+    report = verify_tree(manifest, jobs=1)
+    assert (report.modified, report.moved) == (("a",), (Move("b", "b2"),))
+
+
+def test_the_manifests_excludes_and_symlink_policy_are_used(tmp_path: Path) -> None:
+    root = build_tree(tmp_path / "t", {"a": b"a", "real/x": b"x"})
+    (root / "link").symlink_to("real")
+    manifest = make_manifest(root, jobs=1, excludes=["*.tmp"], follow_symlinks=True)
+    assert "link/x" in manifest.files
+    (root / "scratch.tmp").write_bytes(b"ignored")
+    assert verify_tree(manifest, jobs=1) == Report(verified=3, ok=3)
