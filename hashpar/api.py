@@ -7,8 +7,6 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from datetime import UTC, datetime
 
-import pathspec
-
 from hashpar import __version__
 from hashpar.engine import Tuning, default_jobs, hash_tree
 from hashpar.errors import UsageError
@@ -112,6 +110,8 @@ def _exclude_matcher(patterns: Iterable[str]) -> Callable[[str, bool], bool]:
     lines = list(patterns)
     if not lines:
         return lambda path, is_dir: False
+    import pathspec  # 28 ms to import: only paid when there are patterns
+
     try:
         spec = pathspec.GitIgnoreSpec.from_lines(lines)
     except (ValueError, TypeError) as exc:
