@@ -12,10 +12,11 @@ that is absolute, non-canonical or could climb out of the root (:mod:`hashpar.na
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from io import BytesIO
 from typing import Annotated, Any, Protocol, TypeVar
 
@@ -151,13 +152,38 @@ def _write_section(
         stream.write(f'  "{name}": {{}}{closing[4:]}'.encode())
         return
     stream.write(f'  "{name}": {{\n'.encode())
-    items = sorted((key_for(path), value) for path, value in entries.items())
-    for start in range(0, len(items), _CHUNK):
-        lines = [
-            f"    {_string(key)}: {render(value)}" for key, value in items[start : start + _CHUNK]
-        ]
-        stream.write((",\n" if start else "").encode() + ",\n".join(lines).encode())
+    separator = b""
+    items = _in_key_order(entries)
+    while chunk := list(itertools.islice(items, _CHUNK)):
+        lines = ",\n".join([f"    {_string(key)}: {render(value)}" for key, value in chunk])
+        stream.write(separator + lines.encode())
+        separator = b",\n"
     stream.write(closing.encode())
+
+
+def _in_key_order(entries: Mapping[str, _V]) -> Iterator[tuple[str, _V]]:
+    """(key, value) in sorted key order, without copying a mapping that is already sorted.
+
+    A Snapshot iterates in path order, and keys equal paths except for names that are not
+    valid UTF-8, whose keys start with NUL and so sort before every other key. So: those few
+    first, then the rest as they come, unless a path turns out of order (then sort them all).
+    """
+    marked: list[tuple[str, _V]] = []
+    previous = ""
+    in_order = True
+    for path, value in entries.items():
+        in_order = in_order and previous <= path
+        previous = path
+        key = key_for(path)
+        if key is not path:
+            marked.append((key, value))
+    if not in_order:
+        yield from sorted((key_for(path), value) for path, value in entries.items())
+        return
+    yield from sorted(marked)
+    for path, value in entries.items():
+        if key_for(path) is path:
+            yield path, value
 
 
 def encode_manifest(manifest: Manifest) -> bytes:
