@@ -12,8 +12,6 @@ from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import BinaryIO, TypeVar
 
-import pathspec
-
 from hashpar import __version__
 from hashpar.compare import Report, compare, diff, parent_directories
 from hashpar.engine import Tuning, default_jobs, hash_tree
@@ -100,7 +98,8 @@ def scan_tree(
         st = os.stat(root)
     except OSError as exc:
         raise UsageError(f"{root}: {exc.strerror}") from None
-    is_excluded = _exclude_matcher(excludes)
+    patterns = list(excludes)
+    is_excluded = _exclude_matcher(patterns)
     if os.path.isdir(root):
         walk_root = os.path.abspath(root)
     elif os.path.isfile(root):  # a single file: walk its directory, keep only that name
@@ -114,6 +113,7 @@ def scan_tree(
         root=walk_root,
         follow_symlinks=follow_symlinks,
         is_excluded=is_excluded,
+        has_excludes=bool(patterns) or not os.path.isdir(root),
         skip_paths=_relative_paths(walk_root, skip),
         batch_files=tuning.batch_files,
     )
@@ -127,6 +127,8 @@ def _exclude_matcher(patterns: Iterable[str]) -> Callable[[str, bool], bool]:
     lines = list(patterns)
     if not lines:
         return lambda path, is_dir: False
+    import pathspec  # 28 ms to import: only paid when there are patterns
+
     try:
         spec = pathspec.GitIgnoreSpec.from_lines(lines)
     except (ValueError, TypeError) as exc:
@@ -233,6 +235,7 @@ def verify_tree(
     skip = [] if manifest_path in (None, "-") else [manifest_path]
     own = _relative_paths(base, [p for p in skip if p is not None])
     expected = _without(manifest, own)
+    _reject_entries_below_leaves(expected.snapshot)
     probe = _NoFollow(base)
     if stat.S_ISDIR(st.st_mode):
         probe.reject_escaping_links(expected.snapshot)
@@ -279,6 +282,45 @@ def _without(manifest: Manifest, paths: frozenset[str]) -> Manifest:
         drop(snap.files), drop(snap.symlinks), drop(snap.skipped), drop(snap.errors)
     )
     return dataclasses.replace(manifest, snapshot=snapshot)
+
+
+def _reject_entries_below_leaves(snapshot: Snapshot) -> None:
+    """No entry may lie below a file, symlink or skipped entry (``link/x`` below ``link``).
+
+    A walk never produces one, and a manifest that claims ``link/etc/passwd`` below a symlink
+    ``link`` is an attempt to make a checker look through the link: verify rejects it
+    outright (decoding accepts it, so that decode(encode(m)) == m for every Manifest).
+    """
+    sections: dict[str, Mapping[str, object]] = {
+        "files": snapshot.files,
+        "symlinks": snapshot.symlinks,
+        "skipped": snapshot.skipped,
+        "errors": snapshot.errors,
+    }
+    parents: set[str] = set()
+    for entries in sections.values():
+        for path in entries:
+            while "/" in path:
+                path = path.rpartition("/")[0]
+                if path in parents:
+                    break
+                parents.add(path)
+    nouns = {"files": "the file", "symlinks": "the symlink", "skipped": "the skipped entry"}
+    for kind, noun in nouns.items():
+        clash = parents.intersection(sections[kind])
+        if not clash:
+            continue
+        leaf = min(clash)
+        section, path = min(
+            (name, path)
+            for name, entries in sections.items()
+            for path in entries
+            if path.startswith(leaf + "/")
+        )
+        raise ManifestError(
+            f"unsafe path in manifest: {section}[{json.dumps(key_for(path))}]: lies below "
+            f"{noun} {json.dumps(key_for(leaf))}"
+        )
 
 
 class _NoFollow:

@@ -7,6 +7,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+
 from conftest import build_tree, run_hashpar
 
 pytestmark = pytest.mark.timeout(60)

@@ -17,15 +17,10 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import run_hashpar
-from hypothesis import given, settings
-from hypothesis import strategies as st
 
-from hashpar import manifest as manifest_module
+from conftest import run_hashpar
 from hashpar.api import load_manifest
 from hashpar.errors import ManifestError
-from hashpar.models import FileEntry
-from hashpar.names import unsafe_reason
 
 DIGEST = "0" * 64
 
@@ -61,16 +56,40 @@ CASES: list[tuple[str, bytes, str]] = [
     ("lone-surrogate", patched(b'"a"', b'"\\udc80"'), "surrogate"),
     ("nan", patched(b'"size": 1', b'"size": NaN'), "invalid character"),
     ("infinity", patched(b'"size": 1', b'"size": Infinity'), "invalid character"),
-    ("size-float", encoded(document({"a": {"size": 1.0, "digest": DIGEST}})), "got `float`"),
+    ("size-float", encoded(document({"a": {"size": 1.0, "digest": DIGEST}})), '["a"]: Expected'),
     ("size-exponent", patched(b'"size": 1', b'"size": 1e3'), "got `float`"),
     ("size-bool", encoded(document({"a": {"size": True, "digest": DIGEST}})), "got `bool`"),
     ("size-string", encoded(document({"a": {"size": "1", "digest": DIGEST}})), "got `str`"),
-    ("size-negative", encoded(document({"a": {"size": -1, "digest": DIGEST}})), "size out of"),
-    ("size-huge", patched(b'"size": 1', b'"size": 1' + b"0" * 400), "size out of range"),
-    ("mtime-huge", encoded(document({"a": {"mtime_ns": 2**70, "digest": DIGEST}})), "mtime_ns"),
-    ("digest-upper", encoded(document({"a": {"digest": "A" * 64}})), "lowercase hex"),
-    ("digest-short", encoded(document({"a": {"digest": "a" * 63}})), "64 lowercase hex"),
-    ("digest-not-hex", encoded(document({"a": {"digest": "g" * 64}})), "64 lowercase hex"),
+    (
+        "size-negative",
+        encoded(document({"a": {"size": -1, "digest": DIGEST}})),
+        'files["a"]: Expected `int` >= 0',
+    ),
+    (
+        "size-huge",
+        patched(b'"size": 1', b'"size": 1' + b"0" * 400),
+        'files["a"]: Expected `int` <= 9223372036854775807',
+    ),
+    (
+        "mtime-huge",
+        encoded(document({"a": {"mtime_ns": 2**70, "digest": DIGEST}})),
+        "at `$.mtime_ns`",
+    ),
+    (
+        "digest-upper",
+        encoded(document({"a": {"digest": "A" * 64}})),
+        'files["a"]: Expected `str` matching regex',
+    ),
+    (
+        "digest-short",
+        encoded(document({"a": {"digest": "a" * 63}})),
+        'files["a"]: Expected `str` matching regex',
+    ),
+    (
+        "digest-not-hex",
+        encoded(document({"a": {"digest": "g" * 64}})),
+        'files["a"]: Expected `str` matching regex',
+    ),
     ("digest-missing", encoded(document({"a": {"size": 1}})), "missing required field"),
     ("entry-not-object", encoded(document({"a": DIGEST})), "got `str`"),
     ("files-missing", encoded({"version": 1, "algorithm": "blake3", "root": "ROOT"}), "`files`"),
@@ -198,8 +217,8 @@ def test_an_entry_through_a_symlink_on_disk_leading_outside_is_rejected(
         result = run_hashpar("verify", manifest, timeout=15)
     assert (result.returncode, result.stdout) == (2, b"")
     assert result.stderr.decode() == (
-        'hashpar: error: unsafe path in manifest: files["out/fifo"]: resolves through the '
-        'symlink "out", which leads outside the root\n'
+        f'hashpar: error: {manifest}: unsafe path in manifest: files["out/fifo"]: resolves '
+        'through the symlink "out", which leads outside the root\n'
     )
     assert not was_opened()
 
@@ -245,28 +264,3 @@ def test_a_manifest_over_the_size_cap_is_refused(tmp_path: Path) -> None:
     manifest.write_bytes(b"{" + b" " * (3 << 20) + b"}")
     with pytest.raises(ManifestError, match=r"big.json: larger than 2097152 bytes"):
         load_manifest(str(manifest), max_bytes=2 << 20)
-
-
-# -- the fast paths in manifest.py agree with the slow, obviously correct ones ------------------
-
-HOSTILE_TEXT = st.text(alphabet="/\\.:aC\0~ é", max_size=8)
-
-
-@settings(max_examples=1500, deadline=None)
-@given(HOSTILE_TEXT)
-def test_the_fast_screen_lets_no_unsafe_path_through(path: str) -> None:
-    assert manifest_module._maybe_unsafe(path) or unsafe_reason(path) is None
-
-
-@settings(max_examples=300, deadline=None)
-@given(
-    st.one_of(st.none(), st.integers(0, 2**63 - 1)),
-    st.one_of(st.none(), st.integers(-(2**63) + 1, 2**63 - 1)),
-    st.text(max_size=70),
-)
-def test_fast_file_encoding_matches_the_generic_encoder(
-    size: int | None, mtime_ns: int | None, digest: str
-) -> None:
-    entry = FileEntry(size, digest, mtime_ns)
-    generic = manifest_module._entry_json(manifest_module._file_value(entry))
-    assert manifest_module._file_json(entry) == generic

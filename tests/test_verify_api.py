@@ -8,11 +8,11 @@ import tempfile
 from pathlib import Path
 
 import pytest
-from conftest import build_tree
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import hashpar
+from conftest import build_tree
 from hashpar import Move, Report, Tuning, make_manifest, verify_tree
 from hashpar.errors import ManifestError, UsageError
 from hashpar.models import FileEntry, Snapshot

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import TreeSpec, build_tree, run_hashpar
 
 import hashpar
+from conftest import TreeSpec, build_tree, run_hashpar
 
 pytestmark = pytest.mark.timeout(60)
 

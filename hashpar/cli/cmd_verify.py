@@ -13,6 +13,7 @@ from hashpar.cli.output import Output, open_output
 from hashpar.cli.progress import progress_display
 from hashpar.cli.render import human_lines, report_json
 from hashpar.compare import Report
+from hashpar.errors import ManifestError
 from hashpar.models import Manifest
 
 __all__ = ["load_input", "verify", "write_report"]
@@ -62,14 +63,18 @@ def verify(
     with open_output(None) as out:
         loaded = load_input(manifest)
         with progress_display(not quiet, "verifying") as on_progress:
-            report = verify_tree(
-                loaded,
-                root=root,
-                manifest_path=None if manifest == "-" else manifest,
-                jobs=jobs,
-                ignore_new=ignore_new,
-                on_progress=on_progress,
-            )
+            try:
+                report = verify_tree(
+                    loaded,
+                    root=root,
+                    manifest_path=None if manifest == "-" else manifest,
+                    jobs=jobs,
+                    ignore_new=ignore_new,
+                    on_progress=on_progress,
+                )
+            except ManifestError as exc:  # an entry unsafe for this tree: name the manifest
+                name = "standard input" if manifest == "-" else manifest
+                raise ManifestError(f"{name}: {exc}") from None
         write_report(out, report, json_output=json_output, quiet=quiet, verb="verified")
     return EXIT_DIFFERENT if report.differs else EXIT_OK
 
