@@ -17,8 +17,12 @@ __all__ = ["diff"]
 
 @app.command()
 def diff(
-    old: Annotated[str, typer.Argument(help="The earlier manifest (or - for standard input).")],
-    new: Annotated[str, typer.Argument(help="The later manifest (or - for standard input).")],
+    old: Annotated[
+        str, typer.Argument(metavar="OLD", help="The earlier manifest (or - for standard input).")
+    ],
+    new: Annotated[
+        str, typer.Argument(metavar="NEW", help="The later manifest (or - for standard input).")
+    ],
     json_output: JsonOption = False,
     quiet: ReportQuietOption = False,
     debug: DebugOption = False,

@@ -37,7 +37,9 @@ def load_input(source: str) -> Manifest:
 
 @app.command()
 def verify(
-    manifest: Annotated[str, typer.Argument(help="Manifest file, or - for standard input.")],
+    manifest: Annotated[
+        str, typer.Argument(metavar="MANIFEST", help="Manifest file, or - for standard input.")
+    ],
     root: Annotated[
         str | None,
         typer.Option(
