@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from typing import Annotated
 
 import typer
@@ -86,6 +87,7 @@ def write_report(out: Output, report: Report, *, json_output: bool, quiet: bool,
     if json_output:
         out.write(report_json(report))
     else:
-        for line in human_lines(report, quiet=quiet, verb=verb):
-            out.write(line.encode() + b"\n")
+        lines = human_lines(report, quiet=quiet, verb=verb)
+        while chunk := list(itertools.islice(lines, 4096)):  # few writes for a big report
+            out.write("".join(f"{line}\n" for line in chunk).encode())
     out.commit()
