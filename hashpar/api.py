@@ -1,22 +1,37 @@
-"""The library's entry points: make a manifest of a tree (verify and diff build on it)."""
+"""The library's entry points: make a manifest of a tree, verify a tree, diff two manifests."""
 
 from __future__ import annotations
 
+import dataclasses
+import json
 import os
-from collections.abc import Callable, Iterable
+import stat
+import sys
+from collections.abc import Callable, Iterable, Mapping
 from concurrent.futures import Executor
 from datetime import UTC, datetime
-
-import pathspec
+from typing import BinaryIO, TypeVar
 
 from hashpar import __version__
+from hashpar.compare import Report, compare, diff, parent_directories
 from hashpar.engine import Tuning, default_jobs, hash_tree
-from hashpar.errors import UsageError
+from hashpar.errors import ManifestError, UsageError
 from hashpar.events import ProgressCallback, ignore_progress
-from hashpar.models import Algorithm, Manifest, Snapshot
+from hashpar.manifest import decode_manifest
+from hashpar.models import Algorithm, Manifest, Problem, ProblemKind, Snapshot
+from hashpar.names import key_for
 from hashpar.scan import Walker
 
-__all__ = ["make_manifest", "scan_tree"]
+__all__ = [
+    "MAX_MANIFEST_BYTES",
+    "diff_manifests",
+    "load_manifest",
+    "make_manifest",
+    "scan_tree",
+    "verify_tree",
+]
+
+_V = TypeVar("_V")
 
 
 def make_manifest(
@@ -112,6 +127,8 @@ def _exclude_matcher(patterns: Iterable[str]) -> Callable[[str, bool], bool]:
     lines = list(patterns)
     if not lines:
         return lambda path, is_dir: False
+    import pathspec  # 28 ms to import: only paid when there are patterns
+
     try:
         spec = pathspec.GitIgnoreSpec.from_lines(lines)
     except (ValueError, TypeError) as exc:
@@ -133,3 +150,233 @@ def _relative_paths(root: str, paths: Iterable[str | os.PathLike[str]]) -> froze
         if os.path.commonpath([real_root, real]) == real_root and real != real_root:
             inside.add(os.path.relpath(real, real_root).replace(os.sep, "/"))
     return frozenset(inside)
+
+
+# -- verify and diff ----------------------------------------------------------------------------
+
+MAX_MANIFEST_BYTES = 4 << 30
+"""The largest manifest :func:`load_manifest` reads (about 25 million entries; see
+docs/verify.md for the measurement). Anything bigger is refused before it fills memory."""
+
+_READ_CHUNK = 1 << 20
+
+
+def load_manifest(path: str, *, max_bytes: int = MAX_MANIFEST_BYTES) -> Manifest:
+    """Read and validate the manifest in file ``path``, or standard input for ``"-"``.
+
+    Raises ManifestError, naming the file, for anything unusable: unreadable, larger than
+    ``max_bytes``, or not a valid manifest (see :func:`hashpar.manifest.decode_manifest`).
+    Input that does not start like a JSON object is rejected after its first chunk, so
+    ``hashpar verify /dev/zero`` fails at once instead of reading forever.
+    """
+    name = "standard input" if path == "-" else path
+    try:
+        if path == "-":
+            data = _read_capped(sys.stdin.buffer, name, max_bytes)
+        else:
+            with open(path, "rb") as stream:
+                data = _read_capped(stream, name, max_bytes)
+    except OSError as exc:
+        raise ManifestError(f"cannot read manifest {name}: {exc.strerror or exc}") from None
+    try:
+        return decode_manifest(data)
+    except ManifestError as exc:
+        raise ManifestError(f"{name}: {exc}") from None
+
+
+def _read_capped(stream: BinaryIO, name: str, max_bytes: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := stream.read(_READ_CHUNK):
+        start = chunk.lstrip(b" \t\r\n")
+        if not chunks and start and not start.startswith(b"{"):
+            return chunk  # not a JSON object at all (or a BOM): decoding says exactly why
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > max_bytes:
+            raise ManifestError(
+                f"{name}: larger than {max_bytes} bytes; refusing to load it (not a manifest?)"
+            )
+    return b"".join(chunks)
+
+
+def verify_tree(
+    manifest: Manifest,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    manifest_path: str | os.PathLike[str] | None = None,
+    jobs: int | None = None,
+    ignore_new: bool = False,
+    tuning: Tuning = Tuning(),
+    executor: Executor | None = None,
+    on_progress: ProgressCallback = ignore_progress,
+) -> Report:
+    """Re-hash the tree a manifest describes and report every difference (docs/verify.md).
+
+    ``root`` defaults to ``manifest.root`` (relative to the current directory). The walk uses
+    the manifest's algorithm, excludes and symlink policy, in parallel exactly as
+    :func:`make_manifest` does. ``manifest_path``, when it lies inside the root, is left out
+    of the walk and of the comparison (a manifest cannot record its own digest).
+
+    The tree is walked from the root, never opened at paths the manifest names, so no entry
+    can make hashpar read outside the root. An entry below a symlink that leads outside the
+    root is still rejected, before anything is read, with ManifestError. Unreadable entries
+    are errors in the report, never exceptions; UsageError when the root does not exist.
+    """
+    tree = os.fspath(manifest.root if root is None else root)
+    try:
+        st = os.stat(tree)
+    except OSError as exc:
+        hint = "" if root is not None else " (use --root to check a copy elsewhere)"
+        raise UsageError(f"cannot verify {tree}: {exc.strerror}{hint}") from None
+    base = os.path.abspath(tree)
+    if not stat.S_ISDIR(st.st_mode):  # a manifest of one file: its directory is walked
+        base = os.path.dirname(base)
+    skip = [] if manifest_path in (None, "-") else [manifest_path]
+    own = _relative_paths(base, [p for p in skip if p is not None])
+    expected = _without(manifest, own)
+    _reject_entries_below_leaves(expected.snapshot)
+    probe = _NoFollow(base)
+    if stat.S_ISDIR(st.st_mode):
+        probe.reject_escaping_links(expected.snapshot)
+    snapshot = scan_tree(
+        tree,
+        algorithm=manifest.algorithm,
+        jobs=jobs,
+        excludes=manifest.excludes,
+        follow_symlinks=manifest.follow_symlinks,
+        skip=[p for p in skip if p is not None],
+        tuning=tuning,
+        executor=executor,
+        on_progress=on_progress,
+    )
+    report = compare(expected, snapshot, ignore_new=ignore_new)
+    # A file replaced by an empty (or excluded) directory leaves no trace in the walk.
+    now_dirs = {path for path in report.missing if probe.is_directory(path)}
+    if now_dirs:
+        problem = Problem(ProblemKind.TYPE_CHANGED, "was a regular file, is now a directory")
+        errors = {**snapshot.errors, **dict.fromkeys(now_dirs, problem)}
+        snapshot = dataclasses.replace(snapshot, errors=errors)
+        report = compare(expected, snapshot, ignore_new=ignore_new)
+    return report
+
+
+def diff_manifests(old: Manifest, new: Manifest) -> Report:
+    """What changed from ``old`` to ``new``, without touching the disk (see compare.diff).
+
+    Raises ManifestError (exit 2) when the two use different algorithms.
+    """
+    return diff(old, new)
+
+
+def _without(manifest: Manifest, paths: frozenset[str]) -> Manifest:
+    """``manifest`` minus ``paths`` in every section (the manifest's own file, if listed)."""
+    snap = manifest.snapshot
+    if not paths:
+        return manifest
+
+    def drop(section: Mapping[str, _V]) -> dict[str, _V]:
+        return {k: v for k, v in section.items() if k not in paths}
+
+    snapshot = Snapshot(
+        drop(snap.files), drop(snap.symlinks), drop(snap.skipped), drop(snap.errors)
+    )
+    return dataclasses.replace(manifest, snapshot=snapshot)
+
+
+def _reject_entries_below_leaves(snapshot: Snapshot) -> None:
+    """No entry may lie below a file, symlink or skipped entry (``link/x`` below ``link``).
+
+    A walk never produces one, and a manifest that claims ``link/etc/passwd`` below a symlink
+    ``link`` is an attempt to make a checker look through the link: verify rejects it
+    outright (decoding accepts it, so that decode(encode(m)) == m for every Manifest).
+    """
+    sections: dict[str, Mapping[str, object]] = {
+        "files": snapshot.files,
+        "symlinks": snapshot.symlinks,
+        "skipped": snapshot.skipped,
+        "errors": snapshot.errors,
+    }
+    parents: set[str] = set()
+    for entries in sections.values():
+        for path in entries:
+            while "/" in path:
+                path = path.rpartition("/")[0]
+                if path in parents:
+                    break
+                parents.add(path)
+    nouns = {"files": "the file", "symlinks": "the symlink", "skipped": "the skipped entry"}
+    for kind, noun in nouns.items():
+        clash = parents.intersection(sections[kind])
+        if not clash:
+            continue
+        leaf = min(clash)
+        section, path = min(
+            (name, path)
+            for name, entries in sections.items()
+            for path in entries
+            if path.startswith(leaf + "/")
+        )
+        raise ManifestError(
+            f"unsafe path in manifest: {section}[{json.dumps(key_for(path))}]: lies below "
+            f"{noun} {json.dumps(key_for(leaf))}"
+        )
+
+
+class _NoFollow:
+    """Looks at paths below ``root`` with lstat only, and only through real directories.
+
+    Nothing is opened; a path is looked at only after each directory above it was seen by
+    lstat to be a directory, so a symlink on the way is never traversed (short of a swap
+    during the run, which can change an answer here but never what is read: the walk opens
+    every directory and file with O_NOFOLLOW).
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.real_root = os.path.realpath(root)
+        self.modes: dict[str, int | None] = {"": stat.S_IFDIR}
+
+    def mode(self, path: str) -> int | None:
+        """The lstat mode of ``root/path``, or None if it or a directory above is not there."""
+        if path in self.modes:
+            return self.modes[path]
+        parent = path.rpartition("/")[0]
+        result: int | None = None
+        if stat.S_ISDIR(self.mode(parent) or 0):
+            try:
+                result = os.lstat(os.path.join(self.root, path)).st_mode
+            except OSError:
+                result = None
+        self.modes[path] = result
+        return result
+
+    def is_directory(self, path: str) -> bool:
+        """True when ``path`` is a real directory (not a symlink to one)."""
+        return stat.S_ISDIR(self.mode(path) or 0)
+
+    def reject_escaping_links(self, snapshot: Snapshot) -> None:
+        """ManifestError if an entry lies below a symlink on disk that leads out of the root."""
+        sections = {
+            "files": snapshot.files,
+            "symlinks": snapshot.symlinks,
+            "skipped": snapshot.skipped,
+            "errors": snapshot.errors,
+        }
+        for directory in sorted(parent_directories(p for s in sections.values() for p in s)):
+            if not stat.S_ISLNK(self.mode(directory) or 0):
+                continue
+            resolved = os.path.realpath(os.path.join(self.root, directory))
+            if os.path.commonpath([self.real_root, resolved]) == self.real_root:
+                continue
+            section, path = min(
+                (name, p)
+                for name, s in sections.items()
+                for p in s
+                if p.startswith(directory + "/")
+            )
+            raise ManifestError(
+                f"unsafe path in manifest: {section}[{json.dumps(key_for(path))}]: resolves "
+                f"through the symlink {json.dumps(key_for(directory))}, which leads outside "
+                "the root"
+            )

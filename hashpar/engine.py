@@ -158,10 +158,10 @@ class _Run:
         walker = self.walker
         self.errors.update(walker.errors)
         return Snapshot(
-            files=dict(sorted(self.files.items())),
-            symlinks=dict(sorted(walker.symlinks.items())),
-            skipped=dict(sorted(walker.skipped.items())),
-            errors=dict(sorted(self.errors.items())),
+            files=_sorted_dict(self.files),
+            symlinks=_sorted_dict(walker.symlinks),
+            skipped=_sorted_dict(walker.skipped),
+            errors=_sorted_dict(self.errors),
         )
 
     def _next(self, source: Iterator[list[Group]]) -> Batch | None:
@@ -198,6 +198,17 @@ class _Run:
                 walk_done=self.walk_done,
             )
         )
+
+
+def _sorted_dict(mapping: dict[str, _T]) -> dict[str, _T]:
+    """The same mapping in key order; emptied as it is copied, so at most one table is big.
+
+    Only the keys are sorted (a list of references), not (key, value) pairs: for a million
+    entries that transient is 8 MB instead of 64 MB.
+    """
+    ordered = {key: mapping[key] for key in sorted(mapping)}
+    mapping.clear()
+    return ordered
 
 
 def _result(future: Future[_T]) -> _T:

@@ -284,3 +284,14 @@ def _first_unsafe_prefix(path: str) -> str | None:
     parts = path.split("/")
     prefixes = ("/".join(parts[: i + 1]) for i in range(len(parts)))
     return next((prefix for prefix in prefixes if unsafe_reason(prefix) is not None), None)
+
+
+def test_any_executor_can_run_the_engine(tree: Callable[[TreeSpec], Path]) -> None:
+    """The executor is a parameter (a later issue runs the engine on a Dask cluster)."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    root = tree({f"d{i % 5}/f{i}": os.urandom(i * 11) for i in range(300)})
+    with ThreadPoolExecutor(3) as executor:
+        threaded = make_manifest(root, jobs=2, executor=executor, tuning=Tuning(batch_files=16))
+    assert threaded.snapshot == make_manifest(root, jobs=1).snapshot
+    assert len(threaded.files) == 300
