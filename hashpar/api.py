@@ -7,7 +7,7 @@ import json
 import os
 import stat
 import sys
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import BinaryIO, TypeVar
@@ -89,8 +89,13 @@ def scan_tree(
     tuning: Tuning = Tuning(),
     executor: Executor | None = None,
     on_progress: ProgressCallback = ignore_progress,
+    listed: Collection[str] | None = None,
 ) -> Snapshot:
-    """Walk and hash ``root`` (a directory or a single file) and return what was found."""
+    """Walk and hash ``root`` (a directory or a single file) and return what was found.
+
+    With ``listed``, just those relative paths are looked at (and the directories leading to
+    them listed): a check of the files a sums file lists, not a search for new ones.
+    """
     jobs = default_jobs() if jobs is None else jobs
     if jobs < 1:
         raise UsageError(f"jobs must be at least 1, not {jobs}")
@@ -109,17 +114,33 @@ def scan_tree(
             return path != _only
     else:
         raise UsageError(f"{root}: not a directory or regular file (mode {st.st_mode:o})")
+    if listed is not None:
+        is_excluded = _listed_matcher(listed, is_excluded)
     walker = Walker(
         root=walk_root,
         follow_symlinks=follow_symlinks,
         is_excluded=is_excluded,
-        has_excludes=bool(patterns) or not os.path.isdir(root),
+        has_excludes=bool(patterns) or not os.path.isdir(root) or listed is not None,
         skip_paths=_relative_paths(walk_root, skip),
         batch_files=tuning.batch_files,
     )
     return hash_tree(
         walker, algorithm, jobs=jobs, tuning=tuning, executor=executor, on_progress=on_progress
     )
+
+
+def _listed_matcher(
+    paths: Collection[str], excluded: Callable[[str, bool], bool]
+) -> Callable[[str, bool], bool]:
+    """``excluded``, plus everything but ``paths`` and the directories that lead to them."""
+    listed = frozenset(paths)
+    directories = frozenset(parent_directories(listed))
+
+    def is_excluded(path: str, is_dir: bool) -> bool:
+        wanted = path in directories if is_dir else path in listed
+        return not wanted or excluded(path, is_dir)
+
+    return is_excluded
 
 
 def _exclude_matcher(patterns: Iterable[str]) -> Callable[[str, bool], bool]:
@@ -210,8 +231,13 @@ def verify_tree(
     tuning: Tuning = Tuning(),
     executor: Executor | None = None,
     on_progress: ProgressCallback = ignore_progress,
+    new_files: bool = True,
 ) -> Report:
     """Re-hash the tree a manifest describes and report every difference (docs/verify.md).
+
+    ``new_files=False`` checks only the paths the manifest lists, for input that does not
+    say where its tree ends (a sums file): nothing else is walked or hashed, no new file or
+    move can be found, and the report says so (``new_files_checked``).
 
     ``root`` defaults to ``manifest.root`` (relative to the current directory). The walk uses
     the manifest's algorithm, excludes and symlink policy, in parallel exactly as
@@ -249,6 +275,7 @@ def verify_tree(
         tuning=tuning,
         executor=executor,
         on_progress=on_progress,
+        listed=None if new_files else _paths(expected.snapshot),
     )
     report = compare(expected, snapshot, ignore_new=ignore_new)
     # A file replaced by an empty (or excluded) directory leaves no trace in the walk.
@@ -258,7 +285,18 @@ def verify_tree(
         errors = {**snapshot.errors, **dict.fromkeys(now_dirs, problem)}
         snapshot = dataclasses.replace(snapshot, errors=errors)
         report = compare(expected, snapshot, ignore_new=ignore_new)
-    return report
+    return report if new_files else dataclasses.replace(report, new_files_checked=False)
+
+
+def _paths(snapshot: Snapshot) -> set[str]:
+    """Every path a snapshot names, in any section."""
+    sections: Iterable[Mapping[str, object]] = (
+        snapshot.files,
+        snapshot.symlinks,
+        snapshot.skipped,
+        snapshot.errors,
+    )
+    return {path for section in sections for path in section}
 
 
 def diff_manifests(old: Manifest, new: Manifest) -> Report:

@@ -61,6 +61,9 @@ class Report:
     """Path -> why it could not be checked; iterates in sorted path order."""
     ignore_new: bool = False
     """True when new entries are reported but do not count as a difference."""
+    new_files_checked: bool = True
+    """False when only the listed paths were checked (a sums file without a root), so new
+    files and moves could not be found."""
 
     @property
     def differs(self) -> bool:

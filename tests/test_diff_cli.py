@@ -60,6 +60,7 @@ def test_diff_reports_every_change(manifests: tuple[Path, Path]) -> None:
         "errors": 0,
         "verified": 5,
         "ignore_new": False,
+        "new_files_checked": True,
     }
 
 

@@ -219,3 +219,42 @@ def test_real_tool_output_imports_to_the_same_digests_and_sizes(
     made = json.loads(hashpar_ok("make", root, "--algo", algo, "-q"))
     assert imported["algorithm"] == algo  # from the file name or the BSD tag
     assert imported["files"] == strip_mtimes(made["files"])
+
+
+# -- the real tools' output -> hashpar verify -------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("command", "name"),
+    [
+        (["sha256sum", "--"], "SHA256SUMS"),
+        (["sha256sum", "--tag", "--"], "sums.txt"),
+        (["b3sum", "--"], "B3SUMS"),
+    ],
+)
+def test_hashpar_verify_checks_the_real_tools_output(
+    tmp_path: Path, command: list[str], name: str
+) -> None:
+    need(command[0])
+    root = odd_tree(tmp_path / "tree", raw=command[0] == "sha256sum")
+    sums = subprocess.run(
+        [*command, *sorted_names(root)], cwd=root, capture_output=True, timeout=60, check=True
+    )
+    (tmp_path / name).write_bytes(sums.stdout)
+    count = len(sorted_names(root))
+    clean = run_hashpar("verify", tmp_path / name, cwd=root)
+    assert (clean.returncode, clean.stderr) == (0, b"")
+    assert clean.stdout.decode().startswith(f"hashpar: {count} entries verified: {count} ok, ")
+
+    corrupt(root / "new\nline")
+    (root / "sp ace.txt").unlink()
+    (root / "-added").write_bytes(b"added")
+    changed = run_hashpar("verify", tmp_path / name, "--root", root)
+    assert (changed.returncode, changed.stderr) == (1, b"")
+    assert changed.stdout.decode().splitlines() == [
+        "MODIFIED new\\nline",
+        "MISSING sp ace.txt",
+        "NEW -added",
+        f"hashpar: {count} entries verified: {count - 2} ok, 1 modified, 1 missing, 1 new, "
+        "0 moved, 0 errors",
+    ]

@@ -114,6 +114,7 @@ def test_every_change_is_reported_in_human_and_json_output_which_agree(
             "errors": 0,
             "verified": 7,
             "ignore_new": False,
+            "new_files_checked": True,
         },
         "modified": ["append.txt", "flip.bin", "trunc.txt"],
         "missing": ["delete.txt"],

@@ -16,7 +16,7 @@ line of its own. The words are stable: scripts may match on them (``--json`` is 
 JSON output is exactly one object on one line::
 
     {"summary": {"ok": n, "modified": n, "missing": n, "new": n, "moved": n, "errors": n,
-                 "verified": n, "ignore_new": bool},
+                 "verified": n, "ignore_new": bool, "new_files_checked": bool},
      "modified": [path...], "missing": [path...], "new": [path...],
      "moved": [{"from": p, "to": q}...], "errors": [{"path": p, "error": text, "kind": k}...]}
 
@@ -44,6 +44,8 @@ def _plural(count: int, one: str, many: str) -> str:
 def summary_line(report: Report, verb: str = "verified") -> str:
     """``hashpar: N entries verified: N ok, N modified, N missing, N new, N moved, N errors``."""
     new = f"{len(report.new)} new" + (" (ignored)" if report.ignore_new and report.new else "")
+    if not report.new_files_checked:
+        new = "new files not looked for"
     return (
         f"hashpar: {_plural(report.verified, 'entry', 'entries')} {verb}: {report.ok} ok, "
         f"{len(report.modified)} modified, {len(report.missing)} missing, {new}, "
@@ -88,6 +90,7 @@ def report_json(report: Report) -> bytes:
             "errors": len(report.errors),
             "verified": report.verified,
             "ignore_new": report.ignore_new,
+            "new_files_checked": report.new_files_checked,
         },
         "modified": [key_for(p) for p in report.modified],
         "missing": [key_for(p) for p in report.missing],
