@@ -13,6 +13,9 @@ import blake3
 import pytest
 
 from conftest import build_tree, run_hashpar
+from hashpar import verify_tree
+from hashpar.compare import Report
+from hashpar.formats import parse_checksums
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -221,3 +224,29 @@ def test_algo_must_match_a_hashpar_manifest(tree: Path, tmp_path: Path) -> None:
         "hashpar: error: the manifest is blake3, not sha256 (--algo)\n",
     )
     assert verify(tmp_path / "m.json", "--algo", "blake3")[0] == 0
+
+
+# -- the library: verify_tree(new_files=False) ------------------------------------------------
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_verify_tree_without_new_files_looks_only_at_listed_paths(
+    tmp_path: Path, jobs: int
+) -> None:
+    root = build_tree(
+        tmp_path / "t",
+        {"a.txt": A, "sub/b.txt": B, "sub/other": b"o", "elsewhere/x\\..\\y": b"unsafe if walked"},
+    )
+    parsed = parse_checksums(
+        f"{sha(A)}  a.txt\n{sha(A)}  sub/b.txt\n{sha(B)}  gone\n".encode(),
+        source="SHA256SUMS",
+        root=os.fspath(root),
+    )
+    report = verify_tree(parsed.manifest, jobs=jobs, new_files=False)
+    assert report == Report(
+        verified=3, ok=1, modified=("sub/b.txt",), missing=("gone",), new_files_checked=False
+    )
+    everything = verify_tree(parsed.manifest, jobs=jobs)
+    assert everything.new == ("sub/other",)
+    assert list(everything.errors) == ["elsewhere/x\\..\\y"]
+    assert everything.new_files_checked
