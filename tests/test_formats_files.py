@@ -84,20 +84,24 @@ def test_a_missing_sums_file_is_a_usage_error(tmp_path: Path) -> None:
 
 
 def test_fill_sizes_takes_regular_files_only(tmp_path: Path) -> None:
-    build_tree(tmp_path, {"file": b"12345", "dir/x": b""})
+    build_tree(tmp_path, {"file": b"12345", "dir/x": b"", "outside/secret": b"123"})
     os.symlink("file", tmp_path / "link")
+    os.symlink(tmp_path / "outside", tmp_path / "dirlink")
     entry = FileEntry(None, HELLO, None)
-    names = ("file", "dir", "link", "absent")
+    names = ("file", "dir", "link", "absent", "dirlink/secret", "file/below", "dir/x")
     manifest = Manifest(
         Algorithm.SHA256, os.fspath(tmp_path), "", "", Snapshot(files=dict.fromkeys(names, entry))
     )
     filled, count = fill_sizes(manifest)
-    assert count == 1
+    assert count == 2
     assert {p: e.size for p, e in filled.files.items()} == {
         "file": 5,
         "dir": None,
         "link": None,
         "absent": None,
+        "dirlink/secret": None,  # never through a symlink
+        "file/below": None,
+        "dir/x": 0,
     }
 
 

@@ -126,22 +126,34 @@ def read_bag(
 
 def fill_sizes(manifest: Manifest) -> tuple[Manifest, int]:
     """The manifest with each size taken from its file under ``manifest.root``, where that
-    file exists and is a regular file (lstat only: nothing is read or hashed); the others
-    keep ``size=None``. Returns the manifest and how many sizes were filled.
+    file exists and is a regular file reached through real directories only (lstat each
+    step: nothing is read, no symlink is followed out of the tree); the others keep
+    ``size=None``. Returns the manifest and how many sizes were filled.
     """
+    seen: dict[str, os.stat_result | None] = {}
+
+    def lstat_inside(path: str) -> os.stat_result | None:
+        parts = path.split("/")
+        for depth in range(1, len(parts) + 1):
+            prefix = "/".join(parts[:depth])
+            if prefix not in seen:
+                try:
+                    seen[prefix] = os.lstat(os.path.join(manifest.root, prefix))
+                except OSError:
+                    seen[prefix] = None
+            found = seen[prefix]
+            if found is None or (depth < len(parts) and not stat.S_ISDIR(found.st_mode)):
+                return None
+        return seen[path]
+
     files: dict[str, FileEntry] = {}
     filled = 0
     for path, entry in manifest.files.items():
-        try:
-            st = os.lstat(os.path.join(manifest.root, path))
-        except OSError:
-            files[path] = entry
-            continue
-        if stat.S_ISREG(st.st_mode):
-            files[path] = entry._replace(size=st.st_size)
+        found = lstat_inside(path)
+        if found is not None and stat.S_ISREG(found.st_mode):
+            entry = entry._replace(size=found.st_size)
             filled += 1
-        else:
-            files[path] = entry
+        files[path] = entry
     return replace(manifest, snapshot=Snapshot(files=files)), filled
 
 
