@@ -25,7 +25,7 @@ from __future__ import annotations
 
 import functools
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from hashpar.errors import ManifestError
@@ -103,12 +103,18 @@ def diff(old: Manifest, new: Manifest) -> Report:
     return comparison.report(ignore_new=False)
 
 
-def _ancestors(path: str) -> Iterable[str]:
-    """``a/b/c`` -> ``a/b``, ``a``, ``.`` (the root, as the walker names it in errors)."""
-    while "/" in path:
-        path = path.rpartition("/")[0]
-        yield path
+def _ancestors(path: str, longest: int) -> Iterator[str]:
+    """``a/b/c`` -> ``.`` (the root, as the walker names it in errors), ``a``, ``a/b``.
+
+    Only ancestors of at most ``longest`` characters: those are the only ones that can be
+    keys of the walk's errors, and it keeps a hostile, very deep manifest path from costing
+    a string per ancestor.
+    """
     yield "."
+    end = path.find("/")
+    while 0 <= end <= longest:
+        yield path[:end]
+        end = path.find("/", end + 1)
 
 
 def parent_directories(paths: Iterable[str]) -> set[str]:
@@ -201,7 +207,7 @@ class _Comparison:
                     ProblemKind.TYPE_CHANGED, f"was a {was}, is now a {now}"
                 )
             return
-        for directory in _ancestors(path):
+        for directory in _ancestors(path, self.longest_error):
             problem = observed.errors.get(directory)
             if problem is not None:
                 where = "the root" if directory == "." else directory
@@ -217,6 +223,11 @@ class _Comparison:
         return parent_directories(
             [*observed.files, *observed.symlinks, *observed.skipped, *observed.errors]
         )
+
+    @functools.cached_property
+    def longest_error(self) -> int:
+        """Length of the longest path the walk reported an error for (0 when none)."""
+        return max(map(len, self.observed.errors), default=0)
 
     def _kind_now(self, path: str) -> str | None:
         observed = self.observed
