@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import dataclasses
-import json
 import os
 import stat
 import sys
@@ -13,13 +12,13 @@ from datetime import UTC, datetime
 from typing import BinaryIO, TypeVar
 
 from hashpar import __version__
-from hashpar.compare import Report, compare, diff, parent_directories
+from hashpar.compare import Report, compare, diff
 from hashpar.engine import Tuning, default_jobs, hash_tree
 from hashpar.errors import ManifestError, UsageError
 from hashpar.events import ProgressCallback, ignore_progress
+from hashpar.guard import DiskProbe, reject_entries_below_leaves
 from hashpar.manifest import decode_manifest
 from hashpar.models import Algorithm, Manifest, Problem, ProblemKind, Snapshot
-from hashpar.names import key_for
 from hashpar.scan import Walker
 
 __all__ = [
@@ -258,11 +257,12 @@ def verify_tree(
     base = os.path.abspath(tree)
     if not stat.S_ISDIR(st.st_mode):  # a manifest of one file: its directory is walked
         base = os.path.dirname(base)
-    skip = [] if manifest_path in (None, "-") else [manifest_path]
-    own = _relative_paths(base, [p for p in skip if p is not None])
-    expected = _without(manifest, own)
-    _reject_entries_below_leaves(expected.snapshot)
-    probe = _NoFollow(base)
+    skip: list[str | os.PathLike[str]] = []
+    if manifest_path is not None and manifest_path != "-":
+        skip.append(manifest_path)
+    expected = _without(manifest, _relative_paths(base, skip))
+    reject_entries_below_leaves(expected.snapshot)
+    probe = DiskProbe(base)
     if stat.S_ISDIR(st.st_mode):
         probe.reject_escaping_links(expected.snapshot)
     snapshot = scan_tree(
@@ -271,7 +271,7 @@ def verify_tree(
         jobs=jobs,
         excludes=manifest.excludes,
         follow_symlinks=manifest.follow_symlinks,
-        skip=[p for p in skip if p is not None],
+        skip=skip,
         tuning=tuning,
         executor=executor,
         on_progress=on_progress,
@@ -320,101 +320,3 @@ def _without(manifest: Manifest, paths: frozenset[str]) -> Manifest:
         drop(snap.files), drop(snap.symlinks), drop(snap.skipped), drop(snap.errors)
     )
     return dataclasses.replace(manifest, snapshot=snapshot)
-
-
-def _reject_entries_below_leaves(snapshot: Snapshot) -> None:
-    """No entry may lie below a file, symlink or skipped entry (``link/x`` below ``link``).
-
-    A walk never produces one, and a manifest that claims ``link/etc/passwd`` below a symlink
-    ``link`` is an attempt to make a checker look through the link: verify rejects it
-    outright (decoding accepts it, so that decode(encode(m)) == m for every Manifest).
-    """
-    sections: dict[str, Mapping[str, object]] = {
-        "files": snapshot.files,
-        "symlinks": snapshot.symlinks,
-        "skipped": snapshot.skipped,
-        "errors": snapshot.errors,
-    }
-    parents: set[str] = set()
-    for entries in sections.values():
-        for path in entries:
-            while "/" in path:
-                path = path.rpartition("/")[0]
-                if path in parents:
-                    break
-                parents.add(path)
-    nouns = {"files": "the file", "symlinks": "the symlink", "skipped": "the skipped entry"}
-    for kind, noun in nouns.items():
-        clash = parents.intersection(sections[kind])
-        if not clash:
-            continue
-        leaf = min(clash)
-        section, path = min(
-            (name, path)
-            for name, entries in sections.items()
-            for path in entries
-            if path.startswith(leaf + "/")
-        )
-        raise ManifestError(
-            f"unsafe path in manifest: {section}[{json.dumps(key_for(path))}]: lies below "
-            f"{noun} {json.dumps(key_for(leaf))}"
-        )
-
-
-class _NoFollow:
-    """Looks at paths below ``root`` with lstat only, and only through real directories.
-
-    Nothing is opened; a path is looked at only after each directory above it was seen by
-    lstat to be a directory, so a symlink on the way is never traversed (short of a swap
-    during the run, which can change an answer here but never what is read: the walk opens
-    every directory and file with O_NOFOLLOW).
-    """
-
-    def __init__(self, root: str) -> None:
-        self.root = root
-        self.real_root = os.path.realpath(root)
-        self.modes: dict[str, int | None] = {"": stat.S_IFDIR}
-
-    def mode(self, path: str) -> int | None:
-        """The lstat mode of ``root/path``, or None if it or a directory above is not there."""
-        if path in self.modes:
-            return self.modes[path]
-        parent = path.rpartition("/")[0]
-        result: int | None = None
-        if stat.S_ISDIR(self.mode(parent) or 0):
-            try:
-                result = os.lstat(os.path.join(self.root, path)).st_mode
-            except OSError:
-                result = None
-        self.modes[path] = result
-        return result
-
-    def is_directory(self, path: str) -> bool:
-        """True when ``path`` is a real directory (not a symlink to one)."""
-        return stat.S_ISDIR(self.mode(path) or 0)
-
-    def reject_escaping_links(self, snapshot: Snapshot) -> None:
-        """ManifestError if an entry lies below a symlink on disk that leads out of the root."""
-        sections = {
-            "files": snapshot.files,
-            "symlinks": snapshot.symlinks,
-            "skipped": snapshot.skipped,
-            "errors": snapshot.errors,
-        }
-        for directory in sorted(parent_directories(p for s in sections.values() for p in s)):
-            if not stat.S_ISLNK(self.mode(directory) or 0):
-                continue
-            resolved = os.path.realpath(os.path.join(self.root, directory))
-            if os.path.commonpath([self.real_root, resolved]) == self.real_root:
-                continue
-            section, path = min(
-                (name, p)
-                for name, s in sections.items()
-                for p in s
-                if p.startswith(directory + "/")
-            )
-            raise ManifestError(
-                f"unsafe path in manifest: {section}[{json.dumps(key_for(path))}]: resolves "
-                f"through the symlink {json.dumps(key_for(directory))}, which leads outside "
-                "the root"
-            )

@@ -23,15 +23,17 @@ written down in docs/verify.md; in short:
 
 from __future__ import annotations
 
+import bisect
 import functools
+import itertools
 from collections import defaultdict, deque
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from hashpar.errors import ManifestError
 from hashpar.models import FileEntry, Manifest, Problem, ProblemKind, Snapshot
 
-__all__ = ["Move", "Report", "compare", "diff", "parent_directories"]
+__all__ = ["Move", "Report", "compare", "diff"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -106,24 +108,21 @@ def diff(old: Manifest, new: Manifest) -> Report:
     return comparison.report(ignore_new=False)
 
 
-def _ancestors(path: str) -> Iterable[str]:
-    """``a/b/c`` -> ``a/b``, ``a``, ``.`` (the root, as the walker names it in errors)."""
-    while "/" in path:
-        path = path.rpartition("/")[0]
-        yield path
+_PATH_MAX = 4096
+
+
+def _ancestors(path: str, longest: int) -> Iterator[str]:
+    """``a/b/c`` -> ``.`` (the root, as the walker names it in errors), ``a``, ``a/b``.
+
+    Only ancestors of at most ``longest`` characters: those are the only ones that can be
+    keys of the walk's errors, and it keeps a hostile, very deep manifest path from costing
+    a string per ancestor.
+    """
     yield "."
-
-
-def parent_directories(paths: Iterable[str]) -> set[str]:
-    """Every directory that holds one of ``paths``, at any depth (the root excluded)."""
-    found: set[str] = set()
-    for path in paths:
-        while "/" in path:
-            path = path.rpartition("/")[0]
-            if path in found:
-                break
-            found.add(path)
-    return found
+    end = path.find("/")
+    while 0 <= end <= longest:
+        yield path[:end]
+        end = path.find("/", end + 1)
 
 
 class _Comparison:
@@ -204,7 +203,7 @@ class _Comparison:
                     ProblemKind.TYPE_CHANGED, f"was a {was}, is now a {now}"
                 )
             return
-        for directory in _ancestors(path):
+        for directory in _ancestors(path, self.longest_error):
             problem = observed.errors.get(directory)
             if problem is not None:
                 where = "the root" if directory == "." else directory
@@ -214,12 +213,31 @@ class _Comparison:
         self.missing[path] = entry
 
     @functools.cached_property
-    def observed_dirs(self) -> set[str]:
-        """Directories seen in the walk; built only once an entry turns out to be absent."""
+    def observed_order(self) -> list[str]:
+        """Every walked path with '/' as NUL, sorted: a directory's contents follow it.
+
+        Built only once an entry turns out to be absent. Linear in size, however deep the
+        paths (a set of every ancestor would not be, for a hostile manifest in a diff).
+        """
         observed = self.observed
-        return parent_directories(
-            [*observed.files, *observed.symlinks, *observed.skipped, *observed.errors]
+        paths = itertools.chain(
+            observed.files, observed.symlinks, observed.skipped, observed.errors
         )
+        return sorted(path.replace("/", "\0") for path in paths)
+
+    def _is_directory_now(self, path: str) -> bool:
+        """True when the walk found something below ``path``."""
+        prefix = path.replace("/", "\0") + "\0"
+        order = self.observed_order
+        index = bisect.bisect_left(order, prefix)
+        return index < len(order) and order[index].startswith(prefix)
+
+    @functools.cached_property
+    def longest_error(self) -> int:
+        """Length of the longest path with an error (0 when none), at most PATH_MAX: a walk
+        cannot list a longer one, and a hostile manifest (in a diff) must not make every
+        absent path cost a string per ancestor."""
+        return min(max(map(len, self.observed.errors), default=0), _PATH_MAX)
 
     def _kind_now(self, path: str) -> str | None:
         observed = self.observed
@@ -229,7 +247,7 @@ class _Comparison:
             return "symbolic link"
         if path in observed.skipped:
             return str(observed.skipped[path])
-        if path in self.observed_dirs:
+        if self._is_directory_now(path):
             return "directory"
         return None
 

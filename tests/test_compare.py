@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import tracemalloc
 
 import pytest
 from hypothesis import given, settings
@@ -289,3 +290,23 @@ def test_diff_is_compare_when_nothing_changes_type(case: tuple[Snapshot, Snapsho
     old, new = manifest(before), manifest(after)
     assert diff(old, new).moved == compare(old, after).moved
     assert diff(new, new) == Report(verified=len(after.files), ok=len(after.files))
+
+
+def test_diff_of_hostile_deep_paths_stays_linear_in_memory() -> None:
+    """NEW is hostile: 30,000 components in one 60 kB path. A set of its ancestors (the
+    first implementation) peaked near 1 GB; a sorted copy of the keys costs kilobytes."""
+    deep = "a/" * 30_000 + "x"
+    errors = {"e/" * 5000 + "e": Problem(ProblemKind.UNREADABLE, "x")}
+    new = manifest(Snapshot(files={deep: entry("x"), "b/c": entry("c")}, errors=errors))
+    old = manifest(
+        Snapshot(files={"a": entry("a"), "b": entry("b"), "d/" * 3000 + "x": entry("d")})
+    )
+    tracemalloc.start()
+    try:
+        report = diff(old, new)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert report.modified == ("a", "b")  # files in OLD, directories in NEW
+    assert report.missing == ("d/" * 3000 + "x",)
+    assert peak < 20 << 20

@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import os
 import tempfile
+import tracemalloc
 from pathlib import Path
 
 import pytest
@@ -15,6 +16,7 @@ import hashpar
 from conftest import build_tree
 from hashpar import Move, Report, Tuning, make_manifest, verify_tree
 from hashpar.errors import ManifestError, UsageError
+from hashpar.guard import reject_entries_below_leaves
 from hashpar.models import FileEntry, Snapshot
 
 NAMES = st.text(alphabet="abé\n", min_size=1, max_size=3).map(lambda n: n + ".f")
@@ -184,3 +186,29 @@ def test_the_manifests_excludes_and_symlink_policy_are_used(tmp_path: Path) -> N
     assert "link/x" in manifest.files
     (root / "scratch.tmp").write_bytes(b"ignored")
     assert verify_tree(manifest, jobs=1) == Report(verified=3, ok=3)
+
+
+def test_an_entry_below_a_leaf_is_found_past_siblings_that_sort_between() -> None:
+    digest = "0" * 64
+    files = {"a": FileEntry(1, digest, 1), "a!": FileEntry(1, digest, 1)}
+    files["a/b"] = FileEntry(1, digest, 1)
+    with pytest.raises(ManifestError, match=r'files\["a/b"\]: lies below the file "a"$'):
+        reject_entries_below_leaves(Snapshot(files=files))
+    reject_entries_below_leaves(Snapshot(files={"a!": files["a"], "a/b": files["a"]}))
+
+
+def test_a_very_deep_manifest_path_costs_linear_memory(tmp_path: Path) -> None:
+    """50,000 components (100 kB): one string per ancestor took 12 s and 2.4 GiB."""
+    deep = "a/" * 50_000 + "x"
+    root = build_tree(tmp_path / "t", {"a/b": b"b"})
+    made = make_manifest(root, jobs=1)
+    files = {**made.files, deep: FileEntry(1, "0" * 64, 1)}
+    manifest = dataclasses.replace(made, snapshot=Snapshot(files=files, symlinks={"l": "x"}))
+    tracemalloc.start()
+    try:
+        report = verify_tree(manifest, jobs=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (report.ok, report.missing) == (1, (deep, "l"))
+    assert peak < 20 << 20
