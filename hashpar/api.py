@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import os
 import stat
@@ -131,12 +132,21 @@ def scan_tree(
 def _listed_matcher(
     paths: Collection[str], excluded: Callable[[str, bool], bool]
 ) -> Callable[[str, bool], bool]:
-    """``excluded``, plus everything but ``paths`` and the directories that lead to them."""
+    """``excluded``, plus everything but ``paths`` and the directories that lead to them.
+
+    A directory is wanted when some listed path starts with it: found by bisecting the
+    sorted paths, so a hostile, very deep path costs no quadratic set of its ancestors.
+    """
     listed = frozenset(paths)
-    directories = frozenset(parent_directories(listed))
+    ordered = sorted(listed)
+
+    def leads_to_listed(directory: str) -> bool:
+        prefix = directory + "/"
+        index = bisect.bisect_left(ordered, prefix)
+        return index < len(ordered) and ordered[index].startswith(prefix)
 
     def is_excluded(path: str, is_dir: bool) -> bool:
-        wanted = path in directories if is_dir else path in listed
+        wanted = leads_to_listed(path) if is_dir else path in listed
         return not wanted or excluded(path, is_dir)
 
     return is_excluded
