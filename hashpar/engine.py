@@ -28,6 +28,7 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from hashpar.errors import WorkerCrashed
@@ -177,9 +178,8 @@ class _Run:
         return self.template._replace(groups=groups)
 
     def _absorb(self, result: BatchResult) -> None:
-        for path, size, mtime_ns, digest in result.files:
-            self.files[path] = FileEntry(size, digest, mtime_ns)
-            self.bytes_done += size
+        self.files.update(zip(result.paths, map(FileEntry._make, result.entries), strict=True))
+        self.bytes_done += sum(map(itemgetter(0), result.entries))
         for path, kind, message in result.problems:
             self.errors[path] = Problem(ProblemKind(kind), message)
         # Biggest first, so the longest tasks start earliest (LPT scheduling).
