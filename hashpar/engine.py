@@ -266,7 +266,9 @@ def _start_pool(jobs: int) -> ProcessPoolExecutor:
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     pool: ProcessPoolExecutor | None = None
     try:
-        pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=worker_init)
+        pool = ProcessPoolExecutor(
+            jobs, mp_context=context, initializer=worker_init, initargs=(os.getpid(),)
+        )
         for _ in range(jobs):  # non-fork start methods start workers on demand
             pool.submit(int)
     except BaseException:

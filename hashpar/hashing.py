@@ -20,6 +20,8 @@ import hashlib
 import os
 import signal
 import stat
+import threading
+import time
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
@@ -38,6 +40,8 @@ __all__ = [
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+_WATCHDOG_INTERVAL = 0.25
+_ORPHANED_EXIT = 3
 _BLAKE3_THREADED_BUFFER = 4 << 20
 """Read size when BLAKE3 hashes one file with several threads (see benchmarks/README.md)."""
 
@@ -84,16 +88,35 @@ class BatchResult(NamedTuple):
     """Groups not yet done when the batch's byte budget ran out."""
 
 
-def worker_init() -> None:
+def worker_init(parent_pid: int) -> None:
     """Initialise a worker process: the parent alone decides when the run stops.
 
     SIGINT (Ctrl-C reaches the whole process group) is ignored; SIGTERM gets its default
     action back, so the parent can always terminate a worker. The parent blocks both while
     it starts workers, so the mask is cleared here once the dispositions are in place.
+
+    And a worker never outlives hashpar: if the parent is killed outright (SIGKILL, the OOM
+    killer), nothing would ever tell its workers, which would block forever (measured: under
+    fork, forkserver and spawn alike, workers were still alive long after). A daemon thread
+    checks every quarter second that ``parent_pid`` still exists, and ends the worker if not.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    threading.Thread(
+        target=_exit_when_orphaned, args=(parent_pid,), name="hashpar-watchdog", daemon=True
+    ).start()
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    while True:
+        time.sleep(_WATCHDOG_INTERVAL)
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            os._exit(_ORPHANED_EXIT)
+        except OSError:  # alive, only not ours to signal
+            pass
 
 
 _CONSTRUCTORS: dict[str, Callable[[memoryview], _Hasher]] = {
