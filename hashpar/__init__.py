@@ -30,6 +30,7 @@ from hashpar.manifest import decode_manifest, encode_manifest, write_manifest
 from hashpar.models import (
     Algorithm,
     FileEntry,
+    KeyOrdered,
     Manifest,
     Problem,
     ProblemKind,
@@ -41,6 +42,7 @@ __all__ = [
     "Algorithm",
     "FileEntry",
     "HashparError",
+    "KeyOrdered",
     "Manifest",
     "ManifestError",
     "Move",

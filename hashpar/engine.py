@@ -34,7 +34,7 @@ from typing import Any, TypeVar
 from hashpar.errors import WorkerCrashed
 from hashpar.events import Progress, ProgressCallback, ignore_progress
 from hashpar.hashing import Batch, BatchResult, Group, hash_batch, worker_init
-from hashpar.models import Algorithm, FileEntry, Problem, ProblemKind, Snapshot
+from hashpar.models import Algorithm, FileEntry, KeyOrdered, Problem, ProblemKind, Snapshot
 from hashpar.scan import Walker
 
 __all__ = ["START_METHOD_ENV", "Tuning", "default_jobs", "hash_tree"]
@@ -159,7 +159,7 @@ class _Run:
         walker = self.walker
         self.errors.update(walker.errors)
         return Snapshot(
-            files=_sorted_dict(self.files),
+            files=KeyOrdered(self.files),
             symlinks=_sorted_dict(walker.symlinks),
             skipped=_sorted_dict(walker.skipped),
             errors=_sorted_dict(self.errors),
@@ -201,14 +201,8 @@ class _Run:
 
 
 def _sorted_dict(mapping: dict[str, _T]) -> dict[str, _T]:
-    """The same mapping in key order; emptied as it is copied, so at most one table is big.
-
-    Only the keys are sorted (a list of references), not (key, value) pairs: for a million
-    entries that transient is 8 MB instead of 64 MB.
-    """
-    ordered = {key: mapping[key] for key in sorted(mapping)}
-    mapping.clear()
-    return ordered
+    """The same (small) mapping in key order."""
+    return {key: mapping[key] for key in sorted(mapping)}
 
 
 def _result(future: Future[_T]) -> _T:
