@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from hashpar import Algorithm, Tuning, scan_tree
+from hashpar.hashing import Batch, hash_batch
 
 DATA = Path(__file__).parent / "data"
 
@@ -62,7 +63,6 @@ TUNINGS = [
     for size in (1, 63, 64, 65, 1023, 1024, 1025, 4096, 1 << 20)
 ] + [
     pytest.param(Tuning(buffer_size=1000, batch_bytes=1000, batch_files=3), id="deferred-solo"),
-    pytest.param(Tuning(buffer_size=4096, blake3_threads_min=1), id="threaded-blake3"),
 ]
 
 
@@ -94,3 +94,24 @@ def test_vectors_through_a_worker_pool(tmp_path: Path, algorithm: Algorithm) -> 
     assert {n: e.digest for n, e in snapshot.files.items()} == {
         n: d for n, (_, d) in vectors.items()
     }
+
+
+@pytest.mark.parametrize("buffer_size", [1024, 4096, 1 << 20])
+def test_blake3_vectors_with_threads_inside_one_file(tmp_path: Path, buffer_size: int) -> None:
+    """The path a lone big file takes: a solo task hashed by BLAKE3 with several threads."""
+    vectors = blake3_vectors()
+    write_tree(tmp_path / "v", vectors)
+    for name, (_, expected) in vectors.items():
+        batch = Batch(
+            root=str(tmp_path / "v"),
+            groups=[("", [name])],
+            algorithm="blake3",
+            buffer_size=buffer_size,
+            batch_bytes=1,
+            solo=True,
+            threads=2,
+            threads_min=0,
+            follow_symlinks=False,
+        )
+        result = hash_batch(batch)
+        assert result.paths == [name] and result.entries[0][1] == expected

@@ -1,0 +1,72 @@
+"""The scheduler: which tasks it sends, in what shape, with any executor."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from concurrent.futures import Executor, Future
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from conftest import TreeSpec
+from hashpar import Tuning, make_manifest
+from hashpar.hashing import Batch
+
+
+class Recording(Executor):
+    """Runs tasks in-process and keeps every Batch it was given."""
+
+    def __init__(self) -> None:
+        self.batches: list[Batch] = []
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.batches.append(args[0])
+        future: Future[Any] = Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+SMALL_BIG = Tuning(batch_bytes=1 << 10, blake3_threads_min=1 << 10)
+"""Files over 1 KiB count as big: deferred, sent alone, and allowed threads."""
+
+
+def solo_threads(recording: Recording) -> list[int]:
+    return [batch.threads for batch in recording.batches if batch.solo]
+
+
+def test_a_lone_big_file_gets_the_idle_workers_threads(tree: Callable[[TreeSpec], Path]) -> None:
+    root = tree({"big": bytes(64 << 10), "small": b"x"})
+    recording = Recording()
+    make_manifest(root, jobs=2, tuning=SMALL_BIG, executor=recording)
+    assert solo_threads(recording) == [2]
+
+
+def test_with_big_files_to_go_round_each_gets_one_thread(tree: Callable[[TreeSpec], Path]) -> None:
+    root = tree({f"big{i}": bytes((64 + i) << 10) for i in range(4)})
+    recording = Recording()
+    manifest = make_manifest(root, jobs=2, tuning=SMALL_BIG, executor=recording)
+    threads = solo_threads(recording)
+    assert len(threads) == 4 and threads[:3] == [1, 1, 1]  # the last may use an idle core
+    assert len(manifest.files) == 4
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_big_files_are_sent_biggest_first(tree: Callable[[TreeSpec], Path], jobs: int) -> None:
+    root = tree({f"f{i}": bytes((2 + i) << 10) for i in range(5)})
+    recording = Recording()
+    make_manifest(root, jobs=jobs, tuning=SMALL_BIG, executor=recording)
+    solo_names = [batch.groups[0][1][0] for batch in recording.batches if batch.solo]
+    assert solo_names == ["f4", "f3", "f2", "f1", "f0"]
+
+
+def test_a_worker_hands_back_what_its_byte_budget_did_not_cover(
+    tree: Callable[[TreeSpec], Path],
+) -> None:
+    root = tree({f"d/f{i:02d}": bytes(600) for i in range(20)})
+    recording = Recording()
+    manifest = make_manifest(root, jobs=2, tuning=Tuning(batch_bytes=1 << 10), executor=recording)
+    assert len(manifest.files) == 20
+    assert len(recording.batches) > 1  # leftovers came back as new batches
+    sent = [name for batch in recording.batches for _, names in batch.groups for name in names]
+    assert sorted(set(sent)) == sorted(f"f{i:02d}" for i in range(20))
