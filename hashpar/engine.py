@@ -268,13 +268,26 @@ def _start_pool(jobs: int) -> ProcessPoolExecutor:
 
 
 def _kill_pool(pool: ProcessPoolExecutor) -> None:
-    """Terminate every worker now and cancel queued work; never wait for running tasks."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    for process in processes:
-        process.terminate()
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        process.join(timeout=2)
-        if process.is_alive():
-            process.kill()
+    """Terminate every worker now and cancel queued work; never wait for running tasks.
+
+    SIGINT and SIGTERM are held back meanwhile (and delivered afterwards), so a second
+    Ctrl-C cannot cut the cleanup short and leave workers running. The pool's manager thread
+    is joined too: until it has closed its wake-up pipe, the interpreter's exit handler for
+    process pools can race with it and print an EBADF traceback (CPython 3.11).
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        manager = getattr(pool, "_executor_manager_thread", None)  # shutdown() forgets it
+        for process in processes:
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
             process.join(timeout=2)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=2)
+        if manager is not None:
+            manager.join(timeout=2)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
