@@ -158,10 +158,10 @@ class _Run:
         walker = self.walker
         self.errors.update(walker.errors)
         return Snapshot(
-            files=dict(sorted(self.files.items())),
-            symlinks=dict(sorted(walker.symlinks.items())),
-            skipped=dict(sorted(walker.skipped.items())),
-            errors=dict(sorted(self.errors.items())),
+            files=_in_key_order(self.files),
+            symlinks=_in_key_order(walker.symlinks),
+            skipped=_in_key_order(walker.skipped),
+            errors=_in_key_order(self.errors),
         )
 
     def _next(self, source: Iterator[list[Group]]) -> Batch | None:
@@ -198,6 +198,15 @@ class _Run:
                 walk_done=self.walk_done,
             )
         )
+
+
+def _in_key_order(mapping: dict[str, _T]) -> dict[str, _T]:
+    """A copy of ``mapping`` in sorted key order.
+
+    Built from a sorted list of keys (8 bytes an entry), not of (key, value) tuples (72):
+    on a million files that is 64 MB less at the engine's peak (docs/reliability.md).
+    """
+    return {key: mapping[key] for key in sorted(mapping)}
 
 
 def _result(future: Future[_T]) -> _T:
