@@ -1,0 +1,83 @@
+"""Test-only fault injection, loaded by every Python process of a run through PYTHONPATH.
+
+The fault suite puts this directory first on PYTHONPATH, so the parent, the forkserver and
+every worker (fork, forkserver or spawn) import it at start-up. It does nothing unless
+``HASHPAR_TEST_FAULT`` is set; then it wraps two seams of the *real* code:
+
+* ``hashpar.hashing.hash_fd`` (looked up as a module global by the worker code): when the
+  file being read has the base name in a ``ACTION:NAME`` item, ACTION happens inside the
+  process that reads it: ``segv`` (a real NULL dereference), ``exit`` (``os._exit(3)``),
+  ``sigkill`` (the process kills itself), ``raise`` (an ordinary exception);
+* ``hashpar.scan.Walker.batches``: ``vanish:NAME`` removes NAME (a file, or a directory
+  with everything in it) right after the walk has listed it and before any worker opens it.
+
+``HASHPAR_TEST_TRACE=FILE`` appends a line to FILE when the walk starts (``walk``) and for
+every file read (``read NAME``), so a test can prove that nothing was walked or read.
+None of this is product code: hashpar itself has no test hooks.
+"""
+
+from __future__ import annotations
+
+import os
+
+_FAULTS = os.environ.get("HASHPAR_TEST_FAULT", "")
+_TRACE = os.environ.get("HASHPAR_TEST_TRACE", "")
+
+
+def _trace(line: str) -> None:
+    if _TRACE:
+        with open(_TRACE, "a", encoding="utf-8") as f:
+            f.write(line + "\n")
+
+
+def _install() -> None:
+    import shutil
+
+    import hashpar.hashing
+    import hashpar.scan
+
+    faults = [item.split(":", 1) for item in _FAULTS.split(",") if item]
+    real_hash_fd = hashpar.hashing.hash_fd
+    real_batches = hashpar.scan.Walker.batches
+
+    def hash_fd(fd, hasher, buffer):  # type: ignore[no-untyped-def]
+        name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
+        _trace(f"read {name}")
+        for action, target in faults:
+            if target != name:
+                continue
+            if action == "segv":
+                import ctypes
+
+                ctypes.string_at(0)
+            elif action == "exit":
+                os._exit(3)
+            elif action == "sigkill":
+                os.kill(os.getpid(), 9)
+            elif action == "raise":
+                raise RuntimeError(f"injected failure reading {name}")
+        return real_hash_fd(fd, hasher, buffer)
+
+    def batches(self):  # type: ignore[no-untyped-def]
+        _trace("walk")
+        for groups in real_batches(self):
+            for rel_dir, names in groups:
+                for name in names:
+                    for action, target in faults:
+                        if action == "vanish" and target == name:
+                            os.unlink(os.path.join(self.root, rel_dir, name))
+            for action, target in faults:
+                if action == "vanish":
+                    for rel_dir, _ in groups:
+                        parts = rel_dir.split("/")
+                        if target in parts:
+                            top = "/".join(parts[: parts.index(target) + 1])
+                            shutil.rmtree(os.path.join(self.root, top), ignore_errors=True)
+            yield groups
+
+    hashpar.hashing.hash_fd = hash_fd
+    hashpar.scan.Walker.batches = batches
+
+
+if _FAULTS or _TRACE:
+    _install()
