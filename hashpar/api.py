@@ -7,8 +7,6 @@ from collections.abc import Callable, Iterable
 from concurrent.futures import Executor
 from datetime import UTC, datetime
 
-import pathspec
-
 from hashpar import __version__
 from hashpar.engine import Tuning, default_jobs, hash_tree
 from hashpar.errors import UsageError
@@ -83,7 +81,8 @@ def scan_tree(
         st = os.stat(root)
     except OSError as exc:
         raise UsageError(f"{root}: {exc.strerror}") from None
-    is_excluded = _exclude_matcher(excludes)
+    patterns = list(excludes)
+    is_excluded = _exclude_matcher(patterns)
     if os.path.isdir(root):
         walk_root = os.path.abspath(root)
     elif os.path.isfile(root):  # a single file: walk its directory, keep only that name
@@ -97,6 +96,7 @@ def scan_tree(
         root=walk_root,
         follow_symlinks=follow_symlinks,
         is_excluded=is_excluded,
+        has_excludes=bool(patterns) or not os.path.isdir(root),
         skip_paths=_relative_paths(walk_root, skip),
         batch_files=tuning.batch_files,
     )
@@ -110,6 +110,8 @@ def _exclude_matcher(patterns: Iterable[str]) -> Callable[[str, bool], bool]:
     lines = list(patterns)
     if not lines:
         return lambda path, is_dir: False
+    import pathspec  # 28 ms to import: only paid when there are patterns
+
     try:
         spec = pathspec.GitIgnoreSpec.from_lines(lines)
     except (ValueError, TypeError) as exc:

@@ -31,6 +31,9 @@ BYTES_MARKER = "\0"
 
 _ESCAPE = re.compile(r"\\(\\|x[0-9a-f]{2})")
 _DRIVE = re.compile(r"^[A-Za-z]:")
+# Safe for sure: no NUL, no backslash, no leading '/', no drive form, no '', '.' or '..'
+# segment. Anything else gets the detailed checks below (which name the reason).
+_SAFE = re.compile(r"(?!/|[A-Za-z]:)(?:(?!\.\.?(?:/|$))[^/\0\\]+(?:/|$))+(?<!/)")
 
 
 def key_for(path: str) -> str:
@@ -69,6 +72,13 @@ def unsafe_reason(path: str) -> str | None:
     leading '/' or '\\', no drive form (``C:``), and no '.' or '..' segment when split on
     backslashes either (so it stays harmless if a Windows tool ever reads the manifest).
     """
+    if _SAFE.fullmatch(path):  # the common case, decided by one regex
+        return None
+    return _detailed_reason(path)
+
+
+def _detailed_reason(path: str) -> str | None:
+    """The full checks behind :func:`unsafe_reason`, each naming its reason."""
     if not path:
         return "empty path"
     if "\0" in path:

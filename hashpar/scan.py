@@ -16,6 +16,7 @@ hashes it does the ``fstat``. What is not a regular file is settled here:
 from __future__ import annotations
 
 import errno
+import functools
 import os
 import stat
 from collections.abc import Callable, Iterator
@@ -57,6 +58,8 @@ class Walker:
     follow_symlinks: bool = False
     is_excluded: Callable[[str, bool], bool] = lambda path, is_dir: False
     """Called with (relative path, is-directory); True leaves the entry out of the walk."""
+    has_excludes: bool = False
+    """Whether ``is_excluded`` can ever say True (if not, the walk skips calling it)."""
     skip_paths: frozenset[str] = frozenset()
     """Relative paths left out silently: hashpar's own output and manifest files."""
     batch_files: int = 256
@@ -66,7 +69,11 @@ class Walker:
     errors: dict[str, Problem] = field(default_factory=dict)
 
     def batches(self) -> Iterator[list[Group]]:
-        """Yield lists of (directory, names) holding at most ``batch_files`` names in all."""
+        """Yield lists of (directory, names) holding at most ``batch_files`` names in all.
+
+        Directories are listed in sorted order and names sorted within each, so results come
+        back nearly sorted and the final sort is cheap.
+        """
         real_root = os.path.realpath(self.root)
         start = os.stat(self.root)
         stack = [_Dir("", frozenset({(start.st_dev, start.st_ino)}))]
@@ -74,12 +81,12 @@ class Walker:
         count = 0
         while stack:
             directory = stack.pop()
-            names: list[str] = []
-            for entry, rel in self._list(directory.rel):
-                if self._place(entry, rel, directory, real_root, stack):
-                    names.append(entry.name)
+            subdirs: list[_Dir] = []
+            names = self._scan(directory, real_root, subdirs)
+            stack.extend(sorted(subdirs, key=lambda d: d.rel, reverse=True))
             if not names:
                 continue
+            names.sort()
             self.files_found += len(names)
             while names:
                 room = self.batch_files - count
@@ -92,15 +99,37 @@ class Walker:
         if groups:
             yield groups
 
-    def _list(self, rel_dir: str) -> Iterator[tuple[os.DirEntry[str], str]]:
-        """Entries of one directory with their relative paths; failures become errors."""
+    def _scan(self, directory: _Dir, real_root: str, subdirs: list[_Dir]) -> list[str]:
+        """List one directory: return the regular files' names, record everything else.
+
+        The loop is the walk's hot path, run once per entry of the tree: a plain name (no
+        backslash, no possible drive form, not on the skip list, no excludes in force)
+        costs only the d_type checks. Anything else takes :meth:`_place`, which builds the
+        relative path and applies every rule.
+        """
+        rel_dir = directory.rel
         prefix = f"{rel_dir}/" if rel_dir else ""
+        careful = self.has_excludes
+        skip_names = self._skip_names
+        names: list[str] = []
         try:
             with os.scandir(os.path.join(self.root, rel_dir)) as it:
                 for entry in it:
-                    rel = prefix + entry.name
-                    if rel not in self.skip_paths:
-                        yield entry, rel
+                    name = entry.name
+                    if (
+                        careful
+                        or "\\" in name
+                        or name in skip_names
+                        or (not rel_dir and name[1:2] == ":")
+                    ):
+                        if self._place(entry, prefix + name, directory, real_root, subdirs):
+                            names.append(name)
+                    elif entry.is_file(follow_symlinks=False):
+                        names.append(name)
+                    elif entry.is_dir(follow_symlinks=False):
+                        subdirs.append(_Dir(prefix + name, self._ancestry(entry, directory)))
+                    elif self._place(entry, prefix + name, directory, real_root, subdirs):
+                        names.append(name)
         except OSError as exc:
             kind = (
                 ProblemKind.VANISHED
@@ -108,11 +137,19 @@ class Walker:
                 else (ProblemKind.UNREADABLE)
             )
             self.errors[rel_dir or "."] = Problem(kind, f"cannot list directory: {exc.strerror}")
+        return names
+
+    @functools.cached_property
+    def _skip_names(self) -> frozenset[str]:
+        """Base names of ``skip_paths``: only entries with these names need the check."""
+        return frozenset(path.rsplit("/", 1)[-1] for path in self.skip_paths)
 
     def _place(
-        self, entry: os.DirEntry[str], rel: str, parent: _Dir, real_root: str, stack: list[_Dir]
+        self, entry: os.DirEntry[str], rel: str, parent: _Dir, real_root: str, subdirs: list[_Dir]
     ) -> bool:
-        """Record or queue one entry; True when it is a regular file to hash."""
+        """Apply every rule to one entry; True when it is a regular file to hash."""
+        if rel in self.skip_paths:
+            return False
         try:
             is_dir = entry.is_dir(follow_symlinks=False)
             if self.is_excluded(rel, is_dir):
@@ -122,12 +159,12 @@ class Walker:
                 self.errors[rel] = Problem(ProblemKind.UNSAFE_NAME, reason)
                 return False
             if is_dir:
-                stack.append(_Dir(rel, self._ancestry(entry, parent)))
+                subdirs.append(_Dir(rel, self._ancestry(entry, parent)))
                 return False
             if entry.is_file(follow_symlinks=False):
                 return True
             if entry.is_symlink():
-                return self._symlink(entry, rel, parent, real_root, stack)
+                return self._symlink(entry, rel, parent, real_root, subdirs)
             self.skipped[rel] = special_kind(entry.stat(follow_symlinks=False).st_mode)
         except OSError as exc:
             kind = (
@@ -146,7 +183,7 @@ class Walker:
         return parent.ancestry | {(st.st_dev, st.st_ino)}
 
     def _symlink(
-        self, entry: os.DirEntry[str], rel: str, parent: _Dir, real_root: str, stack: list[_Dir]
+        self, entry: os.DirEntry[str], rel: str, parent: _Dir, real_root: str, subdirs: list[_Dir]
     ) -> bool:
         """Record a symlink, or with ``follow_symlinks`` follow it when it stays in the root."""
         target = os.readlink(entry.path)
@@ -174,7 +211,7 @@ class Walker:
                     ProblemKind.LOOP, f"leads back to an ancestor ({target})"
                 )
             else:
-                stack.append(_Dir(rel, parent.ancestry | {key}))
+                subdirs.append(_Dir(rel, parent.ancestry | {key}))
             return False
         self.skipped[rel] = special_kind(st.st_mode)
         return False

@@ -24,20 +24,19 @@ def progress_display(enabled: bool, label: str) -> Iterator[ProgressCallback]:
         return
     from rich.console import Console  # imported here: start-up stays fast without a terminal
     from rich.filesize import decimal
-    from rich.progress import BarColumn, MofNCompleteColumn, TextColumn, TimeRemainingColumn
+    from rich.progress import BarColumn, TextColumn
     from rich.progress import Progress as RichProgress
 
     display = RichProgress(
         TextColumn(label),
         BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("files  {task.fields[size]}  {task.fields[rate]}/s  ETA"),
-        TimeRemainingColumn(),
+        TextColumn("{task.fields[counts]} files  {task.fields[size]}  {task.fields[rate]}/s"),
+        TextColumn("{task.fields[eta]}"),
         console=Console(stderr=True),
         auto_refresh=False,
         transient=True,
     )
-    task = display.add_task(label, total=None, size="0 bytes", rate="0 bytes")
+    task = display.add_task(label, total=None, counts="0", size="0 B", rate="0 B", eta="")
     started = last = time.monotonic()
 
     def update(progress: Progress) -> None:
@@ -46,13 +45,20 @@ def progress_display(enabled: bool, label: str) -> Iterator[ProgressCallback]:
         if now - last < 0.1:
             return
         last = now
-        rate = progress.bytes_done / max(now - started, 1e-6)
+        elapsed = max(now - started, 1e-6)
+        found = f"{progress.files_found}" + ("" if progress.walk_done else "+")
+        eta = "walking the tree"
+        if progress.walk_done and progress.files_done:
+            left = (progress.files_found - progress.files_done) * elapsed / progress.files_done
+            eta = f"ETA {int(left) // 60}:{int(left) % 60:02d}"
         display.update(
             task,
-            total=progress.files_found if progress.walk_done else None,
+            total=max(progress.files_found, 1),
             completed=progress.files_done,
+            counts=f"{progress.files_done}/{found}",
             size=decimal(progress.bytes_done),
-            rate=decimal(int(rate)),
+            rate=decimal(int(progress.bytes_done / elapsed)),
+            eta=eta,
         )
         display.refresh()
 

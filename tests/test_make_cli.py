@@ -1,0 +1,130 @@
+"""`hashpar make` end to end: exact stdout, stderr and exit codes, and the real peer tools."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+from collections.abc import Callable
+from pathlib import Path
+
+import blake3
+import pytest
+
+from conftest import TreeSpec, run_hashpar
+from hashpar import decode_manifest
+from test_make import ODD_NAMES
+
+pytestmark = pytest.mark.timeout(120)
+
+
+def test_make_writes_a_manifest_to_stdout(tree: Callable[[TreeSpec], Path]) -> None:
+    root = tree({"a.txt": b"alpha"})
+    result = run_hashpar("make", root)
+    assert (result.returncode, result.stderr) == (0, b"")
+    doc = json.loads(result.stdout)
+    assert doc["files"]["a.txt"]["size"] == 5
+    assert doc["files"]["a.txt"]["digest"] == blake3.blake3(b"alpha").hexdigest()
+    assert doc["root"] == str(root) and doc["algorithm"] == "blake3" and doc["version"] == 1
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["make", "{root}", "-j", "0"], "Invalid value for '--jobs' / '-j'"),
+        (["make", "{root}", "--algo", "md5"], "Invalid value for '--algo'"),
+        (["make", "{root}/missing"], "missing: No such file or directory"),
+        (["make", "{root}", "--frobnicate"], "No such option: --frobnicate"),
+        (["make"], "Missing argument 'PATH'"),
+        (["make", "{root}", "-o", "{root}/no/such/dir/m.json"], "cannot write"),
+    ],
+)
+def test_bad_arguments_get_one_line_and_exit_2(
+    tree: Callable[[TreeSpec], Path], args: list[str], message: str
+) -> None:
+    root = tree({"a": b""})
+    result = run_hashpar(*(a.format(root=root) for a in args))
+    lines = result.stderr.decode().splitlines()
+    assert result.returncode == 2
+    assert len(lines) == 1 and lines[0].startswith("hashpar: error: "), lines
+    assert message.lower() in lines[0].lower()
+    assert result.stdout == b""
+
+
+def test_output_file_is_atomic_and_left_out_of_its_own_manifest(
+    tree: Callable[[TreeSpec], Path],
+) -> None:
+    root = tree({"a": b"1"})
+    target = root / "manifest.json"
+    target.write_bytes(b"old contents")
+    result = run_hashpar("make", root, "-o", target)
+    assert (result.returncode, result.stdout, result.stderr) == (0, b"", b"")
+    manifest = decode_manifest(target.read_bytes())
+    assert list(manifest.files) == ["a"]
+    assert sorted(os.listdir(root)) == ["a", "manifest.json"]  # no temp file left behind
+
+
+def test_an_existing_output_survives_a_failed_run(tree: Callable[[TreeSpec], Path]) -> None:
+    root = tree({"a": b"1"})
+    target = root / "manifest.json"
+    target.write_bytes(b"old contents")
+    result = run_hashpar("make", root / "missing", "-o", target)
+    assert result.returncode == 2
+    assert target.read_bytes() == b"old contents"
+    assert sorted(os.listdir(root)) == ["a", "manifest.json"]
+
+
+def test_jobs_give_byte_identical_files_sections(tree: Callable[[TreeSpec], Path]) -> None:
+    root = tree({f"d{i % 7}/f{i}": os.urandom(i * 37) for i in range(600)})
+    outputs = [run_hashpar("make", root, "-j", str(j)).stdout for j in (1, 2, 3)]
+    sections = {out[out.index(b'"files"') :] for out in outputs}
+    assert len(sections) == 1
+
+
+@pytest.mark.parametrize("method", ["fork", "forkserver", "spawn"])
+def test_every_start_method(tree: Callable[[TreeSpec], Path], method: str) -> None:
+    root = tree({f"f{i}": bytes([i % 256]) * i for i in range(400)})
+    result = run_hashpar("make", root, "-j", "2", env={"HASHPAR_START_METHOD": method})
+    assert (result.returncode, result.stderr) == (0, b"")
+    assert len(json.loads(result.stdout)["files"]) == 400
+
+
+def _peer_digest(tool: str, path: Path) -> str:
+    """What the real tool prints for the content (read via stdin: no name escaping)."""
+    with open(path, "rb") as f:
+        return (
+            subprocess.run([tool], stdin=f, capture_output=True, check=True)
+            .stdout.split()[0]
+            .decode()
+        )
+
+
+@pytest.mark.parametrize(("algo", "tool"), [("sha256", "sha256sum"), ("blake3", "b3sum")])
+def test_digests_equal_the_native_tools_on_odd_names(
+    tree: Callable[[TreeSpec], Path], algo: str, tool: str
+) -> None:
+    if shutil.which(tool) is None:
+        pytest.skip(f"{tool} is not installed (.ci/run installs it)")
+    spec: dict[str | bytes, bytes | str] = {name: name * 3 for name in ODD_NAMES}
+    spec["big/one"] = os.urandom(3 << 20)
+    root = tree(spec)
+    result = run_hashpar("make", root, "--algo", algo, "-j", "2")
+    assert result.returncode == 0, result.stderr
+    manifest = decode_manifest(result.stdout)
+    assert len(manifest.files) == len(spec)
+    for name, entry in manifest.files.items():
+        assert entry.digest == _peer_digest(tool, root / name), name
+
+
+def test_the_installed_command_runs(tree: Callable[[TreeSpec], Path]) -> None:
+    command = shutil.which("hashpar")
+    if command is None:
+        pytest.fail("the hashpar command is not installed: run README's install command")
+    root = tree({"x": b"x"})
+    version = subprocess.run([command, "--version"], capture_output=True, timeout=30, check=False)
+    assert version.stdout.decode().startswith("hashpar ") and version.returncode == 0
+    made = subprocess.run(
+        [command, "make", str(root)], capture_output=True, timeout=60, check=False
+    )
+    assert made.returncode == 0 and "x" in json.loads(made.stdout)["files"]

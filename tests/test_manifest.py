@@ -1,0 +1,129 @@
+"""Manifest v1 encoding: canonical, deterministic, lossless; decoding: strict."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from hashpar import (
+    Algorithm,
+    FileEntry,
+    Manifest,
+    ManifestError,
+    Problem,
+    ProblemKind,
+    Snapshot,
+    SpecialKind,
+    decode_manifest,
+    encode_manifest,
+)
+from hashpar.names import unsafe_reason
+
+component = st.binary(min_size=1, max_size=8).filter(
+    lambda b: b"/" not in b and b"\0" not in b and b not in (b".", b"..")
+)
+paths = (
+    st.lists(component, min_size=1, max_size=3)
+    .map(lambda parts: os.fsdecode(b"/".join(parts)))
+    .filter(lambda p: unsafe_reason(p) is None)
+)
+digests = st.binary(min_size=32, max_size=32).map(bytes.hex)
+entries = st.builds(
+    FileEntry,
+    size=st.none() | st.integers(0, 2**63 - 1),
+    digest=digests,
+    mtime_ns=st.none() | st.integers(-(2**63) + 1, 2**63 - 1),
+)
+
+
+@st.composite
+def manifests(draw: st.DrawFn) -> Manifest:
+    names = draw(st.lists(paths, unique=True, max_size=12))
+    sections: list[dict[str, object]] = [{}, {}, {}, {}]
+    for name in names:
+        sections[draw(st.integers(0, 3))][name] = None
+    return Manifest(
+        algorithm=draw(st.sampled_from(Algorithm)),
+        root=draw(st.text(min_size=1).filter(lambda r: "\0" not in r)),
+        created="2026-11-26T00:00:00Z",
+        generator="hashpar test",
+        excludes=tuple(draw(st.lists(st.sampled_from(["*.tmp", "cache/", "!keep"])))),
+        follow_symlinks=draw(st.booleans()),
+        snapshot=Snapshot(
+            files={n: draw(entries) for n in sorted(sections[0])},
+            symlinks={n: draw(paths) for n in sorted(sections[1])},
+            skipped={n: draw(st.sampled_from(SpecialKind)) for n in sorted(sections[2])},
+            errors={
+                n: Problem(draw(st.sampled_from(ProblemKind)), draw(st.text()))
+                for n in sorted(sections[3])
+            },
+        ),
+    )
+
+
+@settings(max_examples=200)
+@given(manifests())
+def test_decode_inverts_encode(manifest: Manifest) -> None:
+    data = encode_manifest(manifest)
+    data.decode("utf-8")  # valid UTF-8 ...
+    json.loads(data)  # ... and valid JSON for any other reader
+    assert decode_manifest(data) == manifest
+
+
+@given(manifests())
+def test_encoding_is_canonical(manifest: Manifest) -> None:
+    data = encode_manifest(manifest)
+    assert encode_manifest(decode_manifest(data)) == data
+
+
+def sample() -> Manifest:
+    return Manifest(
+        algorithm=Algorithm.SHA256,
+        root="photos",
+        created="2026-11-26T01:30:00Z",
+        generator="hashpar 0.1.0",
+        snapshot=Snapshot(
+            files={
+                "a.txt": FileEntry(3, "ab" * 32, 7),
+                os.fsdecode(b"b\xff"): FileEntry(0, "cd" * 32, 8),
+            },
+            symlinks={"link": "a.txt"},
+            skipped={"pipe": SpecialKind.FIFO},
+            errors={"locked": Problem(ProblemKind.UNREADABLE, "Permission denied")},
+        ),
+    )
+
+
+GOLDEN = (
+    b'{\n  "version": 1,\n  "generator": "hashpar 0.1.0",\n  "algorithm": "sha256",\n'
+    b'  "root": "photos",\n  "created": "2026-11-26T01:30:00Z",\n  "follow_symlinks": false,\n'
+    b'  "excludes": [],\n  "files": {\n'
+    b'    "\\u0000b\\\\xff": {"size": 0, "mtime_ns": 8, "digest": "' + b"cd" * 32 + b'"},\n'
+    b'    "a.txt": {"size": 3, "mtime_ns": 7, "digest": "' + b"ab" * 32 + b'"}\n  },\n'
+    b'  "symlinks": {\n    "link": {"target": "a.txt"}\n  },\n'
+    b'  "skipped": {\n    "pipe": {"kind": "fifo"}\n  },\n'
+    b'  "errors": {\n    "locked": {"kind": "unreadable", "message": "Permission denied"}\n  }\n}\n'
+)
+
+
+def test_golden_encoding() -> None:
+    assert encode_manifest(sample()) == GOLDEN
+
+
+def test_duplicate_keys_are_refused_in_any_layout() -> None:
+    entry = '{"size": 1, "digest": "' + "ab" * 32 + '"}'
+    for layout in ("{{{0}, {0}}}", "{{ {0} ,\n {0} }}"):
+        files = layout.format(f'"a": {entry}')
+        doc = f'{{"version": 1, "algorithm": "blake3", "root": "r", "files": {files}}}'
+        with pytest.raises(ManifestError, match='duplicate key "a"'):
+            decode_manifest(doc.encode())
+
+
+def test_a_hand_written_minimal_manifest_is_accepted() -> None:
+    doc = {"version": 1, "algorithm": "blake3", "root": "r", "files": {"x": {"digest": "0" * 64}}}
+    manifest = decode_manifest(json.dumps(doc, indent=4).encode())
+    assert manifest.files == {"x": FileEntry(None, "0" * 64, None)}
