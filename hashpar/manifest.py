@@ -178,6 +178,8 @@ def decode_manifest(data: bytes) -> Manifest:
         raise ManifestError(f"invalid manifest: {exc}") from None
     except msgspec.DecodeError as exc:
         raise ManifestError(f"not a valid JSON manifest: {exc}") from None
+    except UnicodeDecodeError as exc:  # msgspec raises this for invalid UTF-8 in a string
+        raise ManifestError(f"not a valid JSON manifest: not UTF-8 (byte {exc.start})") from None
     except RecursionError:
         raise ManifestError("not a valid JSON manifest: nested too deeply") from None
     if doc.version != FORMAT_VERSION:
