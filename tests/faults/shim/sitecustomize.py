@@ -4,9 +4,9 @@ The fault suite puts this directory first on PYTHONPATH, so the parent, the fork
 every worker (fork, forkserver or spawn) import it at start-up. It does nothing unless
 ``HASHPAR_TEST_FAULT`` is set; then it wraps two seams of the *real* code:
 
-* ``hashpar.hashing.hash_fd`` (looked up as a module global by the worker code): when the
-  file being read has the base name in a ``ACTION:NAME`` item, ACTION happens inside the
-  process that reads it: ``segv`` (a real NULL dereference), ``exit`` (``os._exit(3)``),
+* ``os.readv`` as the worker code sees it (the module global ``os`` of hashpar.hashing is
+  replaced by a proxy of the real module): when the file being read has the base name in an
+  ``ACTION:NAME`` item, ACTION happens inside the process that reads it: ``segv`` (a real NULL dereference), ``exit`` (``os._exit(3)``),
   ``sigkill`` (the process kills itself), ``raise`` (an ordinary exception);
 * ``hashpar.scan.Walker.batches``: ``vanish:NAME`` removes NAME (a file, or a directory
   with everything in it) right after the walk has listed it and before any worker opens it.
@@ -37,10 +37,9 @@ def _install() -> None:
     import hashpar.scan
 
     faults = [item.split(":", 1) for item in _FAULTS.split(",") if item]
-    real_hash_fd = hashpar.hashing.hash_fd
     real_batches = hashpar.scan.Walker.batches
 
-    def hash_fd(fd, hasher, buffer):  # type: ignore[no-untyped-def]
+    def readv(fd, buffers):  # type: ignore[no-untyped-def]
         name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
         _trace(f"read {name}")
         for action, target in faults:
@@ -56,7 +55,7 @@ def _install() -> None:
                 os.kill(os.getpid(), 9)
             elif action == "raise":
                 raise RuntimeError(f"injected failure reading {name}")
-        return real_hash_fd(fd, hasher, buffer)
+        return os.readv(fd, buffers)
 
     def batches(self):  # type: ignore[no-untyped-def]
         _trace("walk")
@@ -75,7 +74,13 @@ def _install() -> None:
                             shutil.rmtree(os.path.join(self.root, top), ignore_errors=True)
             yield groups
 
-    hashpar.hashing.hash_fd = hash_fd
+    class _Os:
+        """The os module, except for readv."""
+
+        def __getattr__(self, name: str) -> object:
+            return readv if name == "readv" else getattr(os, name)
+
+    hashpar.hashing.os = _Os()  # type: ignore[assignment]
     hashpar.scan.Walker.batches = batches
 
 
