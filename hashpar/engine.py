@@ -42,6 +42,8 @@ START_METHOD_ENV = "HASHPAR_START_METHOD"
 """Environment variable naming the multiprocessing start method (fork/forkserver/spawn)."""
 
 _T = TypeVar("_T")
+_SIGNAL_POLL = 0.1
+"""Seconds the scheduler may sleep before it looks for a signal caught by another thread."""
 
 
 @dataclass(frozen=True)
@@ -152,7 +154,10 @@ class _Run:
                 in_flight.add(executor.submit(hash_batch, batch))
             if not in_flight:
                 break
-            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            # A bounded wait: under spawn/forkserver the pool's threads do not block SIGINT,
+            # and a signal the kernel hands to one of them is only acted on once the main
+            # thread runs Python code again (docs/reliability.md).
+            done, in_flight = wait(in_flight, timeout=_SIGNAL_POLL, return_when=FIRST_COMPLETED)
             for future in done:
                 self._absorb(_result(future))
         walker = self.walker
