@@ -23,6 +23,7 @@ import contextlib
 import multiprocessing
 import os
 import signal
+import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
@@ -258,15 +259,21 @@ def _total_size(root: str, groups: list[Group]) -> int:
 
 
 def _start_pool(jobs: int) -> ProcessPoolExecutor:
-    """Start ``jobs`` workers with SIGINT and SIGTERM blocked, so none dies during start-up.
+    """Start ``jobs`` workers so that none can be killed by Ctrl-C while it starts up.
 
-    Workers inherit the blocked mask; :func:`hashpar.hashing.worker_init` installs their
-    dispositions and unblocks. The parent's mask is restored (and any signal that arrived
-    meanwhile delivered) before this returns.
+    A worker ignores SIGINT once :func:`hashpar.hashing.worker_init` has run; before that,
+    a spawned or forkserver child is a fresh interpreter that a Ctrl-C would kill with a
+    traceback (or "Fatal Python error" during its imports). An ignored signal is the one
+    disposition that survives fork and exec, so SIGINT is ignored in the parent while the
+    workers are created (a few milliseconds), as well as blocked with SIGTERM. Under fork,
+    a signal that arrives meanwhile stays pending and is delivered when this returns;
+    under spawn and forkserver, CPython 3.11 clears the mask when it execs a child, so a
+    Ctrl-C in that window is lost (a second one stops the run as usual).
     """
     method = os.environ.get(START_METHOD_ENV) or None
     context = multiprocessing.get_context(method)
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    handler = _ignore_sigint()
     pool: ProcessPoolExecutor | None = None
     try:
         pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=worker_init)
@@ -277,8 +284,21 @@ def _start_pool(jobs: int) -> ProcessPoolExecutor:
             _kill_pool(pool)
         raise
     finally:
+        if handler is not None:
+            signal.signal(signal.SIGINT, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return pool
+
+
+def _ignore_sigint() -> Any:
+    """Ignore SIGINT (main thread only); return the handler to restore, or None."""
+    if threading.current_thread() is not threading.main_thread():
+        return None
+    handler = signal.getsignal(signal.SIGINT)
+    if handler is None:  # installed outside Python: leave it alone
+        return None
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    return handler
 
 
 def _kill_pool(pool: ProcessPoolExecutor) -> None:
