@@ -77,6 +77,17 @@ def start(
     )
 
 
+def finish(run: subprocess.Popen[bytes], timeout: float) -> tuple[bytes, bytes]:
+    """``run.communicate(timeout)``; on a timeout, kill the run's process group first, so a
+    hung run (the failure these tests look for) does not outlive its test."""
+    try:
+        return run.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        os.killpg(run.pid, signal.SIGKILL)
+        run.communicate()
+        raise
+
+
 # -- the process tree -------------------------------------------------------------------------
 
 
@@ -246,3 +257,30 @@ def nobody_ids() -> tuple[int, int]:
 def exit_status(signum: signal.Signals) -> int:
     """The shell-style exit status for death by (or stopping on) ``signum``: 128 + n."""
     return 128 + int(signum)
+
+
+_SYS_TGKILL = {"x86_64": 234, "aarch64": 131}
+
+
+def threads_not_blocking(pid: int, signum: int) -> list[int]:
+    """Thread ids of ``pid`` other than its main thread that do not block ``signum``."""
+    found = []
+    for entry in os.listdir(f"/proc/{pid}/task"):
+        tid = int(entry)
+        if tid == pid:
+            continue
+        status = Path(f"/proc/{pid}/task/{tid}/status").read_text()
+        blocked = int(status.split("SigBlk:")[1].split()[0], 16)
+        if not blocked >> (signum - 1) & 1:
+            found.append(tid)
+    return found
+
+
+def signal_thread(pid: int, tid: int, signum: int) -> None:
+    """tgkill(2): what the kernel does when it picks that thread for a process signal."""
+    import ctypes
+    import platform
+
+    libc = ctypes.CDLL(None, use_errno=True)
+    if libc.syscall(_SYS_TGKILL[platform.machine()], pid, tid, signum) != 0:
+        raise OSError(ctypes.get_errno(), "tgkill failed")

@@ -23,6 +23,7 @@ import pytest
 from faultkit import (
     START_METHODS,
     command,
+    finish,
     hashpar_env,
     leftovers,
     many_files,
@@ -80,7 +81,7 @@ def _change_during_read(tmp_path: Path, method: str, change: Callable[[Path], No
             time.sleep(0.005)
         change(big)
         still = [pos for path, pos in readers_of(run.pid, tree).values() if path == str(big)]
-        stdout, stderr = run.communicate(timeout=120)
+        stdout, stderr = finish(run, 120)
         assert leftovers(env) == []
         if reading[0] < CHANGING_SIZE // 2 and still and still[0] < CHANGING_SIZE:
             assert run.returncode == 1, stderr
@@ -124,7 +125,7 @@ def test_file_vanishing_between_walk_and_read(method: str, tmp_path: Path) -> No
     tree = many_files(tmp_path / "tree", 600, content=b"data")
     env = hashpar_env(method, {"HASHPAR_TEST_FAULT": "vanish:f0000300"})
     run = start(["make", tree, "-j", "2"], env)
-    stdout, stderr = run.communicate(timeout=50)
+    stdout, stderr = finish(run, 50)
     assert run.returncode == 1
     assert stderr == b"hashpar: d0000/f0000300: vanished before it could be read (vanished)\n"
     manifest = json.loads(stdout)
@@ -141,7 +142,7 @@ def test_directory_vanishing_between_walk_and_read(method: str, tmp_path: Path) 
     tree = many_files(tmp_path / "tree", 600, content=b"data")  # d0001 holds files 500-599
     env = hashpar_env(method, {"HASHPAR_TEST_FAULT": "vanish:d0001"})
     run = start(["make", tree, "-j", "2"], env)
-    stdout, stderr = run.communicate(timeout=50)
+    stdout, stderr = finish(run, 50)
     assert run.returncode == 1
     gone = [f"d0001/f{i:07d}" for i in range(500, 600)]
     lines = [f"hashpar: {p}: vanished before it could be read (vanished)" for p in gone]

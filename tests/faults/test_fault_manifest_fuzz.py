@@ -94,7 +94,7 @@ def test_truncated_at_every_byte_offset() -> None:
 # -- random manifests, truncated at random offsets --------------------------------------------
 
 _SEGMENT = st.text(
-    alphabet=st.sampled_from(list('abcXYZ019 .-_\\\n\t"é😀') + ["\udcff", "\udc80"]),
+    alphabet=st.sampled_from([*'abcXYZ019 .-_\\\n\t"é😀', "\udcff", "\udc80"]),
     min_size=1,
     max_size=8,
 )

@@ -22,10 +22,13 @@ from faultkit import (
     busy_tree,
     command,
     descendants,
+    finish,
     hashpar_env,
     leftovers,
     many_files,
+    signal_thread,
     start,
+    threads_not_blocking,
     wait_for_readers,
 )
 
@@ -62,7 +65,7 @@ def test_worker_killed_with_sigkill_mid_run(method: str, tmp_path: Path) -> None
     assert victim != run.pid  # a worker, not the parent
     os.kill(victim, signal.SIGKILL)
     killed = time.monotonic()
-    stdout, stderr = run.communicate(timeout=60)
+    stdout, stderr = finish(run, 60)
     assert time.monotonic() - killed < STOP_BOUND
     assert (run.returncode, stdout, stderr) == (2, b"", CRASHED)
     _assert_output_untouched(out)
@@ -79,7 +82,7 @@ def test_worker_that_dies_by_itself_stops_the_run(method: str, fault: str, tmp_p
     out.parent.mkdir()
     env = hashpar_env(method, {"HASHPAR_TEST_FAULT": f"{fault}:f0000300"})
     run = start(["make", tree, "-j", "2", "-o", out], env)
-    stdout, stderr = run.communicate(timeout=50)
+    stdout, stderr = finish(run, 50)
     assert (run.returncode, stdout, stderr) == (2, b"", CRASHED)
     assert os.listdir(out.parent) == []  # no manifest, no temp file
     assert leftovers(env) == []
@@ -91,7 +94,7 @@ def test_exception_while_hashing_one_file_is_that_files_error(method: str, tmp_p
     tree = many_files(tmp_path / "tree", 600, content=b"data")
     env = hashpar_env(method, {"HASHPAR_TEST_FAULT": "raise:f0000300"})
     run = start(["make", tree, "-j", "2"], env)
-    stdout, stderr = run.communicate(timeout=50)
+    stdout, stderr = finish(run, 50)
     message = "RuntimeError: injected failure reading f0000300"
     assert run.returncode == 1
     assert stderr == f"hashpar: d0000/f0000300: {message} (failed)\n".encode()
@@ -129,7 +132,7 @@ def test_interrupt_stops_everything_at_once(
     wait_for_readers(run, tree, count=2)
     _interrupt(run, signum, group)
     sent = time.monotonic()
-    stdout, stderr = run.communicate(timeout=60)
+    stdout, stderr = finish(run, 60)
     assert time.monotonic() - sent < STOP_BOUND
     assert (run.returncode, stdout, stderr) == (code, b"", b"")
     _assert_output_untouched(out)
@@ -148,7 +151,7 @@ def test_repeated_ctrl_c_still_leaves_no_worker(method: str, tmp_path: Path) -> 
     for _ in range(3):
         os.killpg(run.pid, signal.SIGINT)
         time.sleep(0.002)
-    stdout, stderr = run.communicate(timeout=60)
+    stdout, stderr = finish(run, 60)
     assert (run.returncode, stdout, stderr) == (130, b"", b"")
     _assert_output_untouched(out)
     assert leftovers(env) == []
@@ -165,7 +168,7 @@ def test_interrupt_without_workers(signum: int, group: bool, code: int, tmp_path
     wait_for_readers(run, tree, count=1)
     assert descendants(run.pid) == []
     _interrupt(run, signum, group)
-    stdout, stderr = run.communicate(timeout=50)
+    stdout, stderr = finish(run, 50)
     assert (run.returncode, stdout, stderr) == (code, b"", b"")
     _assert_output_untouched(out)
 
@@ -201,4 +204,69 @@ def test_pipe_to_head_in_a_shell(tmp_path: Path) -> None:
         check=False,
     )
     assert (result.returncode, result.stdout, result.stderr) == (141, b"", b"")
+    assert leftovers(env) == []
+
+
+def _wait_for_trace(trace: Path, line: str, run: subprocess.Popen[bytes]) -> None:
+    deadline = time.monotonic() + 40
+    while time.monotonic() < deadline:
+        if trace.exists() and line in trace.read_text().splitlines():
+            return
+        assert run.poll() is None, run.communicate()
+        time.sleep(0.01)
+    raise AssertionError(f"the run never reached {line!r}")
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("method", START_METHODS)
+@pytest.mark.parametrize(
+    ("pause", "workers"), [(1, False), (3, True)], ids=["before-workers", "workers-idle"]
+)
+@pytest.mark.parametrize(("signum", "group", "code"), [INTERRUPTS[1], INTERRUPTS[2]])
+def test_interrupt_during_the_walk(
+    method: str, pause: int, workers: bool, signum: int, group: bool, code: int, tmp_path: Path
+) -> None:
+    """The walk is held (by the shim) at its first batch, or at its third, when the workers
+    have started and are idle: the signal still stops everything at once."""
+    tree = many_files(tmp_path / "tree", 600, content=b"data")
+    trace = tmp_path / "trace"
+    out = _existing_output(tmp_path)
+    env = hashpar_env(
+        method, {"HASHPAR_TEST_FAULT": f"pause:{pause}", "HASHPAR_TEST_TRACE": str(trace)}
+    )
+    run = start(["make", tree, "-j", "2", "-o", out], env)
+    _wait_for_trace(trace, "paused", run)
+    children = descendants(run.pid)
+    assert bool(children) == workers
+    _interrupt(run, signum, group)
+    stdout, stderr = finish(run, 30)
+    assert (run.returncode, stdout, stderr) == (code, b"", b"")
+    _assert_output_untouched(out)
+    assert leftovers(env) == []
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("method", START_METHODS)
+def test_ctrl_c_caught_by_a_pool_thread(method: str, tmp_path: Path) -> None:
+    """The kernel may hand a process-wide SIGINT to any thread that does not block it.
+
+    Under fork the pool's threads block it; under spawn and forkserver (CPython 3.11 clears
+    the mask when it execs a child) they do not, and a signal caught by one of them must
+    still stop a run whose main thread is waiting for results.
+    """
+    tree = busy_tree(tmp_path / "tree")
+    env = hashpar_env(method)
+    run = start(["make", tree, "--algo", "sha256", "-j", "2"], env)
+    wait_for_readers(run, tree, count=2)
+    threads = threads_not_blocking(run.pid, signal.SIGINT)
+    if method == "fork":
+        assert threads == []
+        os.kill(run.pid, signal.SIGINT)
+    else:
+        assert threads
+        signal_thread(run.pid, threads[0], signal.SIGINT)
+    sent = time.monotonic()
+    stdout, stderr = finish(run, 60)
+    assert time.monotonic() - sent < STOP_BOUND
+    assert (run.returncode, stdout, stderr) == (130, b"", b"")
     assert leftovers(env) == []

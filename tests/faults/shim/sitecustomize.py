@@ -6,10 +6,13 @@ every worker (fork, forkserver or spawn) import it at start-up. It does nothing 
 
 * ``os.readv`` as the worker code sees it (the module global ``os`` of hashpar.hashing is
   replaced by a proxy of the real module): when the file being read has the base name in an
-  ``ACTION:NAME`` item, ACTION happens inside the process that reads it: ``segv`` (a real NULL dereference), ``exit`` (``os._exit(3)``),
-  ``sigkill`` (the process kills itself), ``raise`` (an ordinary exception);
+  ``ACTION:NAME`` item, ACTION happens inside the process that reads it: ``segv`` (a real
+  NULL dereference), ``exit`` (``os._exit(3)``), ``sigkill`` (the process kills itself),
+  ``raise`` (an ordinary exception);
 * ``hashpar.scan.Walker.batches``: ``vanish:NAME`` removes NAME (a file, or a directory
-  with everything in it) right after the walk has listed it and before any worker opens it.
+  with everything in it) right after the walk has listed it and before any worker opens it;
+  ``pause:N`` writes ``paused`` to the trace and sleeps a minute before the walk hands out
+  its Nth batch (1-based), so a test can signal a run that is in the middle of its walk.
 
 ``HASHPAR_TEST_TRACE=FILE`` appends a line to FILE when the walk starts (``walk``) and for
 every file read (``read NAME``), so a test can prove that nothing was walked or read.
@@ -59,7 +62,14 @@ def _install() -> None:
 
     def batches(self):  # type: ignore[no-untyped-def]
         _trace("walk")
-        for groups in real_batches(self):
+        pause = next((int(t) for a, t in faults if a == "pause"), 0)
+        for number, groups in enumerate(real_batches(self), 1):
+            if number == pause:
+                _trace("paused")
+                import time
+
+                for _ in range(1200):  # short sleeps, like a walk's many short system calls
+                    time.sleep(0.05)
             for rel_dir, names in groups:
                 for name in names:
                     for action, target in faults:
