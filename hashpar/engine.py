@@ -23,12 +23,12 @@ import contextlib
 import multiprocessing
 import os
 import signal
-import threading
 from collections import deque
 from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from typing import Any, TypeVar
 
 from hashpar.errors import WorkerCrashed
@@ -155,8 +155,8 @@ class _Run:
                 in_flight.add(executor.submit(hash_batch, batch))
             if not in_flight:
                 break
-            # A bounded wait: under spawn/forkserver the pool's threads do not block SIGINT,
-            # and a signal the kernel hands to one of them is only acted on once the main
+            # A bounded wait: the kernel may hand SIGINT to any thread that does not block it
+            # (a library caller's own threads), and Python acts on it only when the main
             # thread runs Python code again (docs/reliability.md).
             done, in_flight = wait(in_flight, timeout=_SIGNAL_POLL, return_when=FIRST_COMPLETED)
             for future in done:
@@ -259,21 +259,22 @@ def _total_size(root: str, groups: list[Group]) -> int:
 
 
 def _start_pool(jobs: int) -> ProcessPoolExecutor:
-    """Start ``jobs`` workers so that none can be killed by Ctrl-C while it starts up.
+    """Start ``jobs`` workers with SIGINT and SIGTERM blocked, so none dies during start-up.
 
-    A worker ignores SIGINT once :func:`hashpar.hashing.worker_init` has run; before that,
-    a spawned or forkserver child is a fresh interpreter that a Ctrl-C would kill with a
-    traceback (or "Fatal Python error" during its imports). An ignored signal is the one
-    disposition that survives fork and exec, so SIGINT is ignored in the parent while the
-    workers are created (a few milliseconds), as well as blocked with SIGTERM. Under fork,
-    a signal that arrives meanwhile stays pending and is delivered when this returns;
-    under spawn and forkserver, CPython 3.11 clears the mask when it execs a child, so a
-    Ctrl-C in that window is lost (a second one stops the run as usual).
+    Workers (and a forkserver) inherit the blocked mask, through fork and exec alike;
+    :func:`hashpar.hashing.worker_init` installs their dispositions and unblocks. The
+    parent's mask is restored (and any signal that arrived meanwhile delivered) before this
+    returns, so a Ctrl-C can never interrupt the pool half-way through starting a worker
+    (which would leave that worker running, unknown to the pool).
+
+    The resource tracker is started first, outside the mask: CPython 3.11's
+    ``resource_tracker.ensure_running`` unblocks SIGINT and SIGTERM in its caller whatever
+    the caller's mask was. It protects itself (it ignores both).
     """
-    method = os.environ.get(START_METHOD_ENV) or None
-    context = multiprocessing.get_context(method)
+    context = multiprocessing.get_context(os.environ.get(START_METHOD_ENV) or None)
+    if context.get_start_method() != "fork":
+        resource_tracker.ensure_running()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    handler = _ignore_sigint()
     pool: ProcessPoolExecutor | None = None
     try:
         pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=worker_init)
@@ -284,21 +285,8 @@ def _start_pool(jobs: int) -> ProcessPoolExecutor:
             _kill_pool(pool)
         raise
     finally:
-        if handler is not None:
-            signal.signal(signal.SIGINT, handler)
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return pool
-
-
-def _ignore_sigint() -> Any:
-    """Ignore SIGINT (main thread only); return the handler to restore, or None."""
-    if threading.current_thread() is not threading.main_thread():
-        return None
-    handler = signal.getsignal(signal.SIGINT)
-    if handler is None:  # installed outside Python: leave it alone
-        return None
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    return handler
 
 
 def _kill_pool(pool: ProcessPoolExecutor) -> None:
