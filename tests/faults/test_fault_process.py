@@ -13,12 +13,14 @@ import json
 import os
 import signal
 import subprocess
+import threading
 import time
 from pathlib import Path
 
 import pytest
 from faultkit import (
     START_METHODS,
+    Proc,
     busy_tree,
     command,
     descendants,
@@ -26,11 +28,15 @@ from faultkit import (
     hashpar_env,
     leftovers,
     many_files,
+    readers_of,
     signal_thread,
     start,
     threads_not_blocking,
     wait_for_readers,
+    wait_gone,
 )
+
+import hashpar
 
 CRASHED = (
     b"hashpar: error: a worker process died unexpectedly (killed, out of memory, or crashed); "
@@ -247,26 +253,64 @@ def test_interrupt_during_the_walk(
 
 @pytest.mark.timeout(90)
 @pytest.mark.parametrize("method", START_METHODS)
-def test_ctrl_c_caught_by_a_pool_thread(method: str, tmp_path: Path) -> None:
-    """The kernel may hand a process-wide SIGINT to any thread that does not block it.
-
-    Under fork the pool's threads block it; under spawn and forkserver (CPython 3.11 clears
-    the mask when it execs a child) they do not, and a signal caught by one of them must
-    still stop a run whose main thread is waiting for results.
-    """
+def test_pool_threads_leave_signals_to_the_main_thread(method: str, tmp_path: Path) -> None:
+    """The kernel hands a process-wide signal to any thread that does not block it: the
+    pool's threads must block SIGINT and SIGTERM, under every start method."""
     tree = busy_tree(tmp_path / "tree")
     env = hashpar_env(method)
     run = start(["make", tree, "--algo", "sha256", "-j", "2"], env)
     wait_for_readers(run, tree, count=2)
-    threads = threads_not_blocking(run.pid, signal.SIGINT)
-    if method == "fork":
-        assert threads == []
-        os.kill(run.pid, signal.SIGINT)
-    else:
-        assert threads
-        signal_thread(run.pid, threads[0], signal.SIGINT)
-    sent = time.monotonic()
+    assert threads_not_blocking(run.pid, signal.SIGINT) == []
+    assert threads_not_blocking(run.pid, signal.SIGTERM) == []
+    os.kill(run.pid, signal.SIGINT)
     stdout, stderr = finish(run, 60)
-    assert time.monotonic() - sent < STOP_BOUND
     assert (run.returncode, stdout, stderr) == (130, b"", b"")
+    assert leftovers(env) == []
+
+
+@pytest.mark.timeout(90)
+@pytest.mark.parametrize("method", START_METHODS)
+def test_library_ctrl_c_caught_by_another_thread(
+    method: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a caller's threaded program, SIGINT may land on one of the caller's threads: the
+    main thread, waiting for results, must still raise KeyboardInterrupt promptly."""
+    monkeypatch.setenv("HASHPAR_START_METHOD", method)
+    tree = busy_tree(tmp_path / "tree")
+    workers: list[Proc] = []
+
+    def interrupt_from_this_thread() -> None:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and len(readers_of(os.getpid(), tree)) < 2:
+            time.sleep(0.01)
+        readers = readers_of(os.getpid(), tree)
+        workers.extend(p for p in descendants(os.getpid()) if p.pid in readers)
+        signal_thread(os.getpid(), threading.get_native_id(), signal.SIGINT)
+
+    helper = threading.Thread(target=interrupt_from_this_thread)
+    helper.start()
+    with pytest.raises(KeyboardInterrupt):
+        hashpar.make_manifest(tree, algorithm="sha256", jobs=2)
+    helper.join()
+    assert len(workers) == 2
+    assert wait_gone(workers) == []
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("method", START_METHODS)
+def test_ctrl_c_while_workers_start(method: str, tmp_path: Path) -> None:
+    """Workers are held (by the shim) before they run any of hashpar's code: a Ctrl-C to
+    the group then must not kill one with a traceback, and must stop the run."""
+    tree = many_files(tmp_path / "tree", 600, content=b"data")
+    trace = tmp_path / "trace"
+    out = _existing_output(tmp_path)
+    env = hashpar_env(
+        method, {"HASHPAR_TEST_FAULT": "slowstart:3", "HASHPAR_TEST_TRACE": str(trace)}
+    )
+    run = start(["make", tree, "-j", "2", "-o", out], env)
+    _wait_for_trace(trace, "starting", run)
+    os.killpg(run.pid, signal.SIGINT)
+    stdout, stderr = finish(run, 30)
+    assert (run.returncode, stdout, stderr) == (130, b"", b"")
+    _assert_output_untouched(out)
     assert leftovers(env) == []

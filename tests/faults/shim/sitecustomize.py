@@ -14,6 +14,10 @@ every worker (fork, forkserver or spawn) import it at start-up. It does nothing 
   ``pause:N`` writes ``paused`` to the trace and sleeps a minute before the walk hands out
   its Nth batch (1-based), so a test can signal a run that is in the middle of its walk.
 
+``slowstart:SECONDS`` makes every child process (each worker, whatever the start method)
+write ``starting`` to the trace and wait that long before it runs anything of hashpar's, so
+a test can signal a run while its workers are still starting.
+
 ``HASHPAR_TEST_TRACE=FILE`` appends a line to FILE when the walk starts (``walk``) and for
 every file read (``read NAME``), so a test can prove that nothing was walked or read.
 None of this is product code: hashpar itself has no test hooks.
@@ -92,6 +96,21 @@ def _install() -> None:
 
     hashpar.hashing.os = _Os()  # type: ignore[assignment]
     hashpar.scan.Walker.batches = batches
+
+    slow = next((float(t) for a, t in faults if a == "slowstart"), 0.0)
+    if slow:
+        import multiprocessing.process
+        import time
+
+        real_bootstrap = multiprocessing.process.BaseProcess._bootstrap
+
+        def bootstrap(self, *args, **kwargs):  # type: ignore[no-untyped-def]
+            _trace("starting")
+            for _ in range(int(slow / 0.05)):
+                time.sleep(0.05)
+            return real_bootstrap(self, *args, **kwargs)
+
+        multiprocessing.process.BaseProcess._bootstrap = bootstrap
 
 
 if _FAULTS or _TRACE:
