@@ -98,20 +98,22 @@ def hash_tree(
     run = _Run(walker, algorithm, jobs, tuning, on_progress)
     source = walker.batches()
     if executor is not None:
-        return run.drive(executor, source)
+        run.drive(executor, source)
+        return run.snapshot()
     first, source = _peek_files(source, tuning.inline_max_files)
     if jobs == 1 or (
         first is not None and _total_size(walker.root, first) <= tuning.inline_max_bytes
     ):
-        return run.drive(_InlineExecutor(), source)
+        run.drive(_InlineExecutor(), source)
+        return run.snapshot()
     pool = _start_pool(jobs)
     try:
-        snapshot = run.drive(pool, source)
+        run.drive(pool, source)
     except BaseException:
         _kill_pool(pool)
         raise
-    pool.shutdown(wait=True)
-    return snapshot
+    pool.shutdown(wait=True)  # before the snapshot: workers' memory never adds to its peak
+    return run.snapshot()
 
 
 class _Run:
@@ -146,7 +148,7 @@ class _Run:
         self.bytes_done = 0
         self.walk_done = False
 
-    def drive(self, executor: Executor, source: Iterator[list[Group]]) -> Snapshot:
+    def drive(self, executor: Executor, source: Iterator[list[Group]]) -> None:
         """Keep the window full until the walk and the queue are both exhausted."""
         window = max(1, self.jobs * self.tuning.window_per_worker)
         in_flight: set[Future[BatchResult]] = set()
@@ -161,6 +163,9 @@ class _Run:
             done, in_flight = wait(in_flight, timeout=_SIGNAL_POLL, return_when=FIRST_COMPLETED)
             for future in done:
                 self._absorb(_result(future))
+
+    def snapshot(self) -> Snapshot:
+        """Everything found, each section in sorted key order."""
         walker = self.walker
         self.errors.update(walker.errors)
         return Snapshot(
