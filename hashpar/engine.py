@@ -31,7 +31,7 @@ from dataclasses import dataclass
 from multiprocessing import resource_tracker
 from typing import Any, TypeVar
 
-from hashpar.errors import WorkerCrashed
+from hashpar.errors import HashparError, WorkerCrashed
 from hashpar.events import Progress, ProgressCallback, ignore_progress
 from hashpar.hashing import Batch, BatchResult, Group, hash_batch, worker_init
 from hashpar.models import Algorithm, FileEntry, Problem, ProblemKind, Snapshot
@@ -81,7 +81,10 @@ class _InlineExecutor(Executor):
 
     def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
         future: Future[Any] = Future()
-        future.set_result(fn(*args, **kwargs))
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # as a process pool would: the caller sees it in result()
+            future.set_exception(exc)
         return future
 
 
@@ -221,12 +224,21 @@ def _in_key_order(mapping: dict[str, _T]) -> dict[str, _T]:
 
 
 def _result(future: Future[_T]) -> _T:
+    """A batch's result; a dead worker or an exception outside the per-file handling (a
+    bug, an unpicklable result) becomes WorkerCrashed, never a bare traceback."""
     try:
         return future.result()
     except BrokenProcessPool as exc:
         raise WorkerCrashed(
             "a worker process died unexpectedly (killed, out of memory, or crashed); "
             "the run was stopped"
+        ) from exc
+    except (HashparError, MemoryError):
+        raise
+    except Exception as exc:
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise WorkerCrashed(
+            f"a worker failed unexpectedly ({detail}); the run was stopped"
         ) from exc
 
 
