@@ -314,3 +314,23 @@ def test_ctrl_c_while_workers_start(method: str, tmp_path: Path) -> None:
     assert (run.returncode, stdout, stderr) == (130, b"", b"")
     _assert_output_untouched(out)
     assert leftovers(env) == []
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("jobs", ["1", "2"])
+@pytest.mark.parametrize("method", START_METHODS)
+def test_unexpected_exception_in_worker_code(method: str, jobs: str, tmp_path: Path) -> None:
+    """An exception outside the per-file handling (a bug, an unpicklable result) cannot be
+    pinned on one file: the run stops with one line and exit 2, never a traceback."""
+    tree = many_files(tmp_path / "tree", 600, content=b"data")
+    out = _existing_output(tmp_path)
+    env = hashpar_env(method, {"HASHPAR_TEST_FAULT": "batchraise:d0001"})
+    run = start(["make", tree, "-j", jobs, "-o", out], env)
+    stdout, stderr = finish(run, 50)
+    expected = (
+        b"hashpar: error: a worker failed unexpectedly "
+        b"(RuntimeError: injected failure opening d0001); the run was stopped\n"
+    )
+    assert (run.returncode, stdout, stderr) == (2, b"", expected)
+    _assert_output_untouched(out)
+    assert leftovers(env) == []

@@ -9,6 +9,9 @@ every worker (fork, forkserver or spawn) import it at start-up. It does nothing 
   ``ACTION:NAME`` item, ACTION happens inside the process that reads it: ``segv`` (a real
   NULL dereference), ``exit`` (``os._exit(3)``), ``sigkill`` (the process kills itself),
   ``raise`` (an ordinary exception);
+* ``hashpar.hashing._open_dir``: ``batchraise:DIR`` raises an ordinary exception when a
+  worker opens directory DIR, outside the per-file error handling (a bug in the worker
+  code, as opposed to a failure reading one file);
 * ``hashpar.scan.Walker.batches``: ``vanish:NAME`` removes NAME (a file, or a directory
   with everything in it) right after the walk has listed it and before any worker opens it;
   ``pause:N`` writes ``paused`` to the trace and sleeps a minute before the walk hands out
@@ -95,6 +98,15 @@ def _install() -> None:
             return readv if name == "readv" else getattr(os, name)
 
     hashpar.hashing.os = _Os()  # type: ignore[assignment]
+
+    real_open_dir = hashpar.hashing._open_dir
+
+    def open_dir(root, rel_dir, follow):  # type: ignore[no-untyped-def]
+        if ("batchraise", rel_dir) in [tuple(f) for f in faults]:
+            raise RuntimeError(f"injected failure opening {rel_dir}")
+        return real_open_dir(root, rel_dir, follow)
+
+    hashpar.hashing._open_dir = open_dir
     hashpar.scan.Walker.batches = batches
 
     slow = next((float(t) for a, t in faults if a == "slowstart"), 0.0)
