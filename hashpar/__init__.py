@@ -6,13 +6,16 @@ The library is the product; the ``hashpar`` command is a thin layer over these n
     manifest = hashpar.make_manifest("photos", algorithm="sha256", jobs=2)
     with open("photos.json", "wb") as f:
         hashpar.write_manifest(manifest, f)
+    report = hashpar.verify_tree(hashpar.load_manifest("photos.json"))
+    print(report.modified, report.missing, report.new, report.moved, report.errors)
 """
 
 from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from hashpar.api import make_manifest, scan_tree
+from hashpar.api import diff_manifests, load_manifest, make_manifest, scan_tree, verify_tree
+from hashpar.compare import Move, Report, compare
 from hashpar.engine import Tuning, default_jobs
 from hashpar.errors import (
     HashparError,
@@ -27,6 +30,7 @@ from hashpar.manifest import decode_manifest, encode_manifest, write_manifest
 from hashpar.models import (
     Algorithm,
     FileEntry,
+    KeyOrdered,
     Manifest,
     Problem,
     ProblemKind,
@@ -38,13 +42,16 @@ __all__ = [
     "Algorithm",
     "FileEntry",
     "HashparError",
+    "KeyOrdered",
     "Manifest",
     "ManifestError",
+    "Move",
     "OutputError",
     "Problem",
     "ProblemKind",
     "Progress",
     "ProgressCallback",
+    "Report",
     "Snapshot",
     "SpecialKind",
     "Terminated",
@@ -52,10 +59,14 @@ __all__ = [
     "UsageError",
     "WorkerCrashed",
     "__version__",
+    "compare",
     "decode_manifest",
     "default_jobs",
+    "diff_manifests",
     "encode_manifest",
+    "load_manifest",
     "make_manifest",
     "scan_tree",
+    "verify_tree",
     "write_manifest",
 ]

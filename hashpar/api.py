@@ -1,20 +1,37 @@
-"""The library's entry points: make a manifest of a tree (verify and diff build on it)."""
+"""The library's entry points: make a manifest of a tree, verify a tree, diff two manifests."""
 
 from __future__ import annotations
 
+import bisect
+import dataclasses
 import os
-from collections.abc import Callable, Iterable
+import stat
+import sys
+from collections.abc import Callable, Collection, Iterable, Mapping
 from concurrent.futures import Executor
 from datetime import UTC, datetime
+from typing import BinaryIO, TypeVar
 
 from hashpar import __version__
+from hashpar.compare import Report, compare, diff
 from hashpar.engine import Tuning, default_jobs, hash_tree
-from hashpar.errors import UsageError
+from hashpar.errors import ManifestError, UsageError
 from hashpar.events import ProgressCallback, ignore_progress
-from hashpar.models import Algorithm, Manifest, Snapshot
+from hashpar.guard import DiskProbe, reject_entries_below_leaves
+from hashpar.manifest import decode_manifest
+from hashpar.models import Algorithm, Manifest, Problem, ProblemKind, Snapshot
 from hashpar.scan import Walker
 
-__all__ = ["make_manifest", "scan_tree"]
+__all__ = [
+    "MAX_MANIFEST_BYTES",
+    "diff_manifests",
+    "load_manifest",
+    "make_manifest",
+    "scan_tree",
+    "verify_tree",
+]
+
+_V = TypeVar("_V")
 
 
 def make_manifest(
@@ -72,8 +89,13 @@ def scan_tree(
     tuning: Tuning = Tuning(),
     executor: Executor | None = None,
     on_progress: ProgressCallback = ignore_progress,
+    listed: Collection[str] | None = None,
 ) -> Snapshot:
-    """Walk and hash ``root`` (a directory or a single file) and return what was found."""
+    """Walk and hash ``root`` (a directory or a single file) and return what was found.
+
+    With ``listed``, just those relative paths are looked at (and the directories leading to
+    them listed): a check of the files a sums file lists, not a search for new ones.
+    """
     jobs = default_jobs() if jobs is None else jobs
     if jobs < 1:
         raise UsageError(f"jobs must be at least 1, not {jobs}")
@@ -92,17 +114,42 @@ def scan_tree(
             return path != _only
     else:
         raise UsageError(f"{root}: not a directory or regular file (mode {st.st_mode:o})")
+    if listed is not None:
+        is_excluded = _listed_matcher(listed, is_excluded)
     walker = Walker(
         root=walk_root,
         follow_symlinks=follow_symlinks,
         is_excluded=is_excluded,
-        has_excludes=bool(patterns) or not os.path.isdir(root),
+        has_excludes=bool(patterns) or not os.path.isdir(root) or listed is not None,
         skip_paths=_relative_paths(walk_root, skip),
         batch_files=tuning.batch_files,
     )
     return hash_tree(
         walker, algorithm, jobs=jobs, tuning=tuning, executor=executor, on_progress=on_progress
     )
+
+
+def _listed_matcher(
+    paths: Collection[str], excluded: Callable[[str, bool], bool]
+) -> Callable[[str, bool], bool]:
+    """``excluded``, plus everything but ``paths`` and the directories that lead to them.
+
+    A directory is wanted when some listed path starts with it: found by bisecting the
+    sorted paths, so a hostile, very deep path costs no quadratic set of its ancestors.
+    """
+    listed = frozenset(paths)
+    ordered = sorted(listed)
+
+    def leads_to_listed(directory: str) -> bool:
+        prefix = directory + "/"
+        index = bisect.bisect_left(ordered, prefix)
+        return index < len(ordered) and ordered[index].startswith(prefix)
+
+    def is_excluded(path: str, is_dir: bool) -> bool:
+        wanted = leads_to_listed(path) if is_dir else path in listed
+        return not wanted or excluded(path, is_dir)
+
+    return is_excluded
 
 
 def _exclude_matcher(patterns: Iterable[str]) -> Callable[[str, bool], bool]:
@@ -133,3 +180,153 @@ def _relative_paths(root: str, paths: Iterable[str | os.PathLike[str]]) -> froze
         if os.path.commonpath([real_root, real]) == real_root and real != real_root:
             inside.add(os.path.relpath(real, real_root).replace(os.sep, "/"))
     return frozenset(inside)
+
+
+# -- verify and diff ----------------------------------------------------------------------------
+
+MAX_MANIFEST_BYTES = 4 << 30
+"""The largest manifest :func:`load_manifest` reads (about 25 million entries; see
+docs/verify.md for the measurement). Anything bigger is refused before it fills memory."""
+
+_READ_CHUNK = 1 << 20
+
+
+def load_manifest(path: str, *, max_bytes: int = MAX_MANIFEST_BYTES) -> Manifest:
+    """Read and validate the manifest in file ``path``, or standard input for ``"-"``.
+
+    Raises ManifestError, naming the file, for anything unusable: unreadable, larger than
+    ``max_bytes``, or not a valid manifest (see :func:`hashpar.manifest.decode_manifest`).
+    Input that does not start like a JSON object is rejected after its first chunk, so
+    ``hashpar verify /dev/zero`` fails at once instead of reading forever.
+    """
+    name = "standard input" if path == "-" else path
+    try:
+        if path == "-":
+            data = _read_capped(sys.stdin.buffer, name, max_bytes)
+        else:
+            with open(path, "rb") as stream:
+                data = _read_capped(stream, name, max_bytes)
+    except OSError as exc:
+        raise ManifestError(f"cannot read manifest {name}: {exc.strerror or exc}") from None
+    try:
+        return decode_manifest(data)
+    except ManifestError as exc:
+        raise ManifestError(f"{name}: {exc}") from None
+
+
+def _read_capped(stream: BinaryIO, name: str, max_bytes: int) -> bytes:
+    chunks: list[bytes] = []
+    total = 0
+    while chunk := stream.read(_READ_CHUNK):
+        start = chunk.lstrip(b" \t\r\n")
+        if not chunks and start and not start.startswith(b"{"):
+            return chunk  # not a JSON object at all (or a BOM): decoding says exactly why
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > max_bytes:
+            raise ManifestError(
+                f"{name}: larger than {max_bytes} bytes; refusing to load it (not a manifest?)"
+            )
+    return b"".join(chunks)
+
+
+def verify_tree(
+    manifest: Manifest,
+    *,
+    root: str | os.PathLike[str] | None = None,
+    manifest_path: str | os.PathLike[str] | None = None,
+    jobs: int | None = None,
+    ignore_new: bool = False,
+    tuning: Tuning = Tuning(),
+    executor: Executor | None = None,
+    on_progress: ProgressCallback = ignore_progress,
+    new_files: bool = True,
+) -> Report:
+    """Re-hash the tree a manifest describes and report every difference (docs/verify.md).
+
+    ``new_files=False`` checks only the paths the manifest lists, for input that does not
+    say where its tree ends (a sums file): nothing else is walked or hashed, no new file or
+    move can be found, and the report says so (``new_files_checked``).
+
+    ``root`` defaults to ``manifest.root`` (relative to the current directory). The walk uses
+    the manifest's algorithm, excludes and symlink policy, in parallel exactly as
+    :func:`make_manifest` does. ``manifest_path``, when it lies inside the root, is left out
+    of the walk and of the comparison (a manifest cannot record its own digest).
+
+    The tree is walked from the root, never opened at paths the manifest names, so no entry
+    can make hashpar read outside the root. An entry below a symlink that leads outside the
+    root is still rejected, before anything is read, with ManifestError. Unreadable entries
+    are errors in the report, never exceptions; UsageError when the root does not exist.
+    """
+    tree = os.fspath(manifest.root if root is None else root)
+    try:
+        st = os.stat(tree)
+    except OSError as exc:
+        hint = "" if root is not None else " (use --root to check a copy elsewhere)"
+        raise UsageError(f"cannot verify {tree}: {exc.strerror}{hint}") from None
+    base = os.path.abspath(tree)
+    if not stat.S_ISDIR(st.st_mode):  # a manifest of one file: its directory is walked
+        base = os.path.dirname(base)
+    skip: list[str | os.PathLike[str]] = []
+    if manifest_path is not None and manifest_path != "-":
+        skip.append(manifest_path)
+    expected = _without(manifest, _relative_paths(base, skip))
+    reject_entries_below_leaves(expected.snapshot)
+    probe = DiskProbe(base)
+    if stat.S_ISDIR(st.st_mode):
+        probe.reject_escaping_links(expected.snapshot)
+    snapshot = scan_tree(
+        tree,
+        algorithm=manifest.algorithm,
+        jobs=jobs,
+        excludes=manifest.excludes,
+        follow_symlinks=manifest.follow_symlinks,
+        skip=skip,
+        tuning=tuning,
+        executor=executor,
+        on_progress=on_progress,
+        listed=None if new_files else _paths(expected.snapshot),
+    )
+    report = compare(expected, snapshot, ignore_new=ignore_new)
+    # A file replaced by an empty (or excluded) directory leaves no trace in the walk.
+    now_dirs = {path for path in report.missing if probe.is_directory(path)}
+    if now_dirs:
+        problem = Problem(ProblemKind.TYPE_CHANGED, "was a regular file, is now a directory")
+        errors = {**snapshot.errors, **dict.fromkeys(now_dirs, problem)}
+        snapshot = dataclasses.replace(snapshot, errors=errors)
+        report = compare(expected, snapshot, ignore_new=ignore_new)
+    return report if new_files else dataclasses.replace(report, new_files_checked=False)
+
+
+def _paths(snapshot: Snapshot) -> set[str]:
+    """Every path a snapshot names, in any section."""
+    sections: Iterable[Mapping[str, object]] = (
+        snapshot.files,
+        snapshot.symlinks,
+        snapshot.skipped,
+        snapshot.errors,
+    )
+    return {path for section in sections for path in section}
+
+
+def diff_manifests(old: Manifest, new: Manifest) -> Report:
+    """What changed from ``old`` to ``new``, without touching the disk (see compare.diff).
+
+    Raises ManifestError (exit 2) when the two use different algorithms.
+    """
+    return diff(old, new)
+
+
+def _without(manifest: Manifest, paths: frozenset[str]) -> Manifest:
+    """``manifest`` minus ``paths`` in every section (the manifest's own file, if listed)."""
+    snap = manifest.snapshot
+    if not paths:
+        return manifest
+
+    def drop(section: Mapping[str, _V]) -> dict[str, _V]:
+        return {k: v for k, v in section.items() if k not in paths}
+
+    snapshot = Snapshot(
+        drop(snap.files), drop(snap.symlinks), drop(snap.skipped), drop(snap.errors)
+    )
+    return dataclasses.replace(manifest, snapshot=snapshot)

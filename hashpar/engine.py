@@ -29,12 +29,13 @@ from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExe
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
 from multiprocessing import resource_tracker
+from operator import itemgetter
 from typing import Any, TypeVar
 
 from hashpar.errors import HashparError, WorkerCrashed
 from hashpar.events import Progress, ProgressCallback, ignore_progress
 from hashpar.hashing import Batch, BatchResult, Group, hash_batch, worker_init
-from hashpar.models import Algorithm, FileEntry, Problem, ProblemKind, Snapshot
+from hashpar.models import Algorithm, FileEntry, KeyOrdered, Problem, ProblemKind, Snapshot
 from hashpar.scan import Walker
 
 __all__ = ["START_METHOD_ENV", "Tuning", "default_jobs", "hash_tree"]
@@ -172,10 +173,10 @@ class _Run:
         walker = self.walker
         self.errors.update(walker.errors)
         return Snapshot(
-            files=_in_key_order(self.files),
-            symlinks=_in_key_order(walker.symlinks),
-            skipped=_in_key_order(walker.skipped),
-            errors=_in_key_order(self.errors),
+            files=KeyOrdered(self.files),
+            symlinks=_sorted_dict(walker.symlinks),
+            skipped=_sorted_dict(walker.skipped),
+            errors=_sorted_dict(self.errors),
         )
 
     def _next(self, source: Iterator[list[Group]]) -> Batch | None:
@@ -191,9 +192,8 @@ class _Run:
         return self.template._replace(groups=groups)
 
     def _absorb(self, result: BatchResult) -> None:
-        for path, size, mtime_ns, digest in result.files:
-            self.files[path] = FileEntry(size, digest, mtime_ns)
-            self.bytes_done += size
+        self.files.update(zip(result.paths, map(FileEntry._make, result.entries), strict=True))
+        self.bytes_done += sum(map(itemgetter(0), result.entries))
         for path, kind, message in result.problems:
             self.errors[path] = Problem(ProblemKind(kind), message)
         # Biggest first, so the longest tasks start earliest (LPT scheduling).
@@ -214,12 +214,8 @@ class _Run:
         )
 
 
-def _in_key_order(mapping: dict[str, _T]) -> dict[str, _T]:
-    """A copy of ``mapping`` in sorted key order.
-
-    Built from a sorted list of keys (8 bytes an entry), not of (key, value) tuples (72):
-    on a million files that is 64 MB less at the engine's peak (docs/reliability.md).
-    """
+def _sorted_dict(mapping: dict[str, _T]) -> dict[str, _T]:
+    """The same (small) mapping in key order."""
     return {key: mapping[key] for key in sorted(mapping)}
 
 
@@ -294,7 +290,9 @@ def _start_pool(jobs: int) -> ProcessPoolExecutor:
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     pool: ProcessPoolExecutor | None = None
     try:
-        pool = ProcessPoolExecutor(jobs, mp_context=context, initializer=worker_init)
+        pool = ProcessPoolExecutor(
+            jobs, mp_context=context, initializer=worker_init, initargs=(os.getpid(),)
+        )
         for _ in range(jobs):  # non-fork start methods start workers on demand
             pool.submit(int)
     except BaseException:

@@ -20,6 +20,9 @@ import hashlib
 import os
 import signal
 import stat
+import threading
+import time
+from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 import blake3
@@ -37,6 +40,8 @@ __all__ = [
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+_WATCHDOG_INTERVAL = 0.25
+_ORPHANED_EXIT = 3
 _BLAKE3_THREADED_BUFFER = 4 << 20
 """Read size when BLAKE3 hashes one file with several threads (see benchmarks/README.md)."""
 
@@ -71,8 +76,10 @@ class Batch(NamedTuple):
 class BatchResult(NamedTuple):
     """What a worker sends back; every path is relative to the root."""
 
-    files: list[tuple[str, int, int, str]]
-    """(path, size, mtime_ns, hex digest)."""
+    paths: list[str]
+    """Files hashed, in the order of ``entries``."""
+    entries: list[tuple[int, str, int]]
+    """(size, hex digest, mtime_ns) per file: FileEntry's fields, as a plain tuple."""
     problems: list[tuple[str, str, str]]
     """(path, ProblemKind value, message)."""
     deferred: list[tuple[str, str, int]]
@@ -81,16 +88,42 @@ class BatchResult(NamedTuple):
     """Groups not yet done when the batch's byte budget ran out."""
 
 
-def worker_init() -> None:
+def worker_init(parent_pid: int) -> None:
     """Initialise a worker process: the parent alone decides when the run stops.
 
     SIGINT (Ctrl-C reaches the whole process group) is ignored; SIGTERM gets its default
     action back, so the parent can always terminate a worker. The parent blocks both while
     it starts workers, so the mask is cleared here once the dispositions are in place.
+
+    And a worker never outlives hashpar: if the parent is killed outright (SIGKILL, the OOM
+    killer), nothing would ever tell its workers, which would block forever (measured: under
+    fork, forkserver and spawn alike, workers were still alive long after). A daemon thread
+    checks every quarter second that ``parent_pid`` still exists, and ends the worker if not.
     """
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     signal.signal(signal.SIGTERM, signal.SIG_DFL)
     signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT, signal.SIGTERM})
+    threading.Thread(
+        target=_exit_when_orphaned, args=(parent_pid,), name="hashpar-watchdog", daemon=True
+    ).start()
+
+
+def _exit_when_orphaned(parent_pid: int) -> None:
+    while True:
+        time.sleep(_WATCHDOG_INTERVAL)
+        try:
+            os.kill(parent_pid, 0)
+        except ProcessLookupError:
+            os._exit(_ORPHANED_EXIT)
+        except OSError:  # alive, only not ours to signal
+            pass
+
+
+_CONSTRUCTORS: dict[str, Callable[[memoryview], _Hasher]] = {
+    Algorithm.BLAKE3: blake3.blake3,
+    Algorithm.SHA256: hashlib.sha256,
+}
+"""Hasher constructors that take the first data directly (one call for a small file)."""
 
 
 def new_hasher(algorithm: str, threads: int = 1) -> _Hasher:
@@ -143,9 +176,9 @@ def _problem_for(exc: OSError) -> tuple[str, str]:
 
 def hash_batch(batch: Batch) -> BatchResult:
     """Hash the files of ``batch``; per-file failures become problems, never exceptions."""
-    result = BatchResult([], [], [], [])
+    result = BatchResult([], [], [], [], [])
     buffer = bytearray(batch.buffer_size)
-    done_bytes = 0
+    budget = batch.batch_bytes if not batch.solo else float("inf")
     for index, (rel_dir, names) in enumerate(batch.groups):
         prefix = f"{rel_dir}/" if rel_dir else ""
         try:
@@ -155,72 +188,89 @@ def hash_batch(batch: Batch) -> BatchResult:
             result.problems.extend((prefix + name, kind, message) for name in names)
             continue
         try:
-            for position, name in enumerate(names):
-                if done_bytes >= batch.batch_bytes and not batch.solo:
-                    result.leftover.append((rel_dir, names[position:]))
-                    result.leftover.extend(batch.groups[index + 1 :])
-                    return result
-                done_bytes += _hash_one(batch, dir_fd, rel_dir, name, prefix + name, buffer, result)
+            spent, reached = _hash_names(batch, dir_fd, rel_dir, names, buffer, result, budget)
         finally:
             os.close(dir_fd)
+        budget -= spent
+        if reached < len(names):
+            result.leftover.append((rel_dir, names[reached:]))
+        if budget <= 0:  # the rest goes back to the parent as a new batch
+            result.leftover.extend(batch.groups[index + 1 :])
+            break
     return result
 
 
-def _hash_one(
+def _hash_names(
     batch: Batch,
     dir_fd: int,
     rel_dir: str,
-    name: str,
-    path: str,
+    names: list[str],
     buffer: bytearray,
     result: BatchResult,
-) -> int:
-    """Hash one file into ``result``; return the bytes read (0 if deferred or failed).
+    budget: float,
+) -> tuple[int, int]:
+    """Hash ``names`` (files of one directory) until ``budget`` bytes are read.
 
-    This runs once per file, so it is written for speed: a file that fits the buffer costs
-    open, fstat, one read, fstat, close.
+    Returns (bytes read, how many names were handled). This loop runs once per file of the
+    tree, so it is written for speed: names are bound locally, and a file that fits the
+    buffer costs open, fstat, one read, fstat, close and one hasher call.
     """
+    prefix = f"{rel_dir}/" if rel_dir else ""
     flags = _OPEN_FLAGS & ~os.O_NOFOLLOW if batch.follow_symlinks else _OPEN_FLAGS
-    try:
-        fd = os.open(name, flags, dir_fd=dir_fd)
-    except OSError as exc:
-        result.problems.append((path, *_problem_for(exc)))
-        return 0
-    try:
-        before = os.fstat(fd)
-        size = before.st_size
-        if not stat.S_ISREG(before.st_mode):
-            result.problems.append((path, ProblemKind.CHANGED, "no longer a regular file"))
-            return 0
-        if size > batch.batch_bytes and not batch.solo:
-            result.deferred.append((rel_dir, name, size))
-            return 0
-        if size < len(buffer):  # one read gets it all; a short or long read shows below
-            done = os.readv(fd, [buffer])
-            hasher = new_hasher(batch.algorithm)
-            hasher.update(memoryview(buffer)[:done])
-        else:
-            threads = batch.threads if size >= batch.threads_min else 1
-            if threads > 1 and len(buffer) < _BLAKE3_THREADED_BUFFER:
-                buffer = bytearray(_BLAKE3_THREADED_BUFFER)
-            hasher = new_hasher(batch.algorithm, threads)
-            done = hash_fd(fd, hasher, buffer)
-        after = os.fstat(fd)
-    except OSError as exc:
-        result.problems.append((path, *_problem_for(exc)))
-        return 0
-    except Exception as exc:  # one file's unexpected failure must not end the run
-        result.problems.append((path, ProblemKind.FAILED, f"{type(exc).__name__}: {exc}"))
-        return 0
-    finally:
-        os.close(fd)
-    if (
-        done != after.st_size
-        or size != after.st_size
-        or before.st_mtime_ns != after.st_mtime_ns
-        or before.st_ctime_ns != after.st_ctime_ns
-    ):
-        result.problems.append((path, ProblemKind.CHANGED, "changed while it was being read"))
-        return done
-    result.files.append((path, done, after.st_mtime_ns, hasher.hexdigest()))
-    return done
+    open_, fstat, readv, close, is_regular = os.open, os.fstat, os.readv, os.close, stat.S_ISREG
+    new = _CONSTRUCTORS[batch.algorithm]
+    view, capacity = memoryview(buffer), len(buffer)
+    paths, entries, problems = result.paths, result.entries, result.problems
+    spent = 0
+    for position, name in enumerate(names):
+        if spent >= budget:
+            return spent, position
+        try:
+            fd = open_(name, flags, dir_fd=dir_fd)
+        except OSError as exc:
+            problems.append((prefix + name, *_problem_for(exc)))
+            continue
+        try:
+            before = fstat(fd)
+            size = before.st_size
+            if not is_regular(before.st_mode):
+                problems.append((prefix + name, ProblemKind.CHANGED, "no longer a regular file"))
+                continue
+            if size > batch.batch_bytes and not batch.solo:
+                result.deferred.append((rel_dir, name, size))
+                continue
+            if size < capacity:  # one read gets it all; a short or long read shows below
+                done = readv(fd, [buffer])
+                hasher = new(view[:done])
+            else:
+                hasher, done = _hash_large(fd, batch, size, buffer)
+            after = fstat(fd)
+        except OSError as exc:
+            problems.append((prefix + name, *_problem_for(exc)))
+            continue
+        except Exception as exc:  # one file's unexpected failure must not end the run
+            problems.append((prefix + name, ProblemKind.FAILED, f"{type(exc).__name__}: {exc}"))
+            continue
+        finally:
+            close(fd)
+        spent += done
+        if (
+            done != after.st_size
+            or size != after.st_size
+            or before.st_mtime_ns != after.st_mtime_ns
+            or before.st_ctime_ns != after.st_ctime_ns
+        ):
+            problems.append((prefix + name, ProblemKind.CHANGED, "changed while it was being read"))
+            continue
+        paths.append(prefix + name)
+        entries.append((done, hasher.hexdigest(), after.st_mtime_ns))
+    return spent, len(names)
+
+
+def _hash_large(fd: int, batch: Batch, size: int, buffer: bytearray) -> tuple[_Hasher, int]:
+    """Hash a file bigger than the buffer; BLAKE3 uses threads for a big enough one."""
+    threads = batch.threads if size >= batch.threads_min else 1
+    if threads > 1 and len(buffer) < _BLAKE3_THREADED_BUFFER:
+        buffer = bytearray(_BLAKE3_THREADED_BUFFER)
+    hasher = new_hasher(batch.algorithm, threads)
+    return hasher, hash_fd(fd, hasher, buffer)

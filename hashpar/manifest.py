@@ -6,16 +6,19 @@ same tree gives the same bytes whatever ``--jobs`` is, and manifests diff well.
 Reading treats the manifest as hostile input. Anything that does not fit the schema exactly is
 a :class:`~hashpar.errors.ManifestError` naming the problem and the entry: not JSON, trailing
 data, a BOM, wrong types (``true`` is not a size), out-of-range numbers, digests of the wrong
-length or case, unknown fields or versions, duplicate keys, absurd nesting, and every path
-that is absolute, non-canonical or could climb out of the root (:mod:`hashpar.names`).
+length or case, unknown fields or versions, duplicate keys, absurd nesting, invalid UTF-8,
+every path that is absolute, non-canonical or could climb out of the root
+(:mod:`hashpar.names`). The one non-path key is ``"."`` in ``errors``: the root itself could
+not be listed (as make records it).
 """
 
 from __future__ import annotations
 
+import itertools
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from io import BytesIO
 from typing import Annotated, Any, Protocol, TypeVar
 
@@ -151,13 +154,38 @@ def _write_section(
         stream.write(f'  "{name}": {{}}{closing[4:]}'.encode())
         return
     stream.write(f'  "{name}": {{\n'.encode())
-    items = sorted((key_for(path), value) for path, value in entries.items())
-    for start in range(0, len(items), _CHUNK):
-        lines = [
-            f"    {_string(key)}: {render(value)}" for key, value in items[start : start + _CHUNK]
-        ]
-        stream.write((",\n" if start else "").encode() + ",\n".join(lines).encode())
+    separator = b""
+    items = _in_key_order(entries)
+    while chunk := list(itertools.islice(items, _CHUNK)):
+        lines = ",\n".join([f"    {_string(key)}: {render(value)}" for key, value in chunk])
+        stream.write(separator + lines.encode())
+        separator = b",\n"
     stream.write(closing.encode())
+
+
+def _in_key_order(entries: Mapping[str, _V]) -> Iterator[tuple[str, _V]]:
+    """(key, value) in sorted key order, without copying a mapping that is already sorted.
+
+    A Snapshot iterates in path order, and keys equal paths except for names that are not
+    valid UTF-8, whose keys start with NUL and so sort before every other key. So: those few
+    first, then the rest as they come, unless a path turns out of order (then sort them all).
+    """
+    marked: list[tuple[str, _V]] = []
+    previous = ""
+    in_order = True
+    for path, value in entries.items():
+        in_order = in_order and previous <= path
+        previous = path
+        key = key_for(path)
+        if key is not path:
+            marked.append((key, value))
+    if not in_order:
+        yield from sorted((key_for(path), value) for path, value in entries.items())
+        return
+    yield from sorted(marked)
+    for path, value in entries.items():
+        if key_for(path) is path:
+            yield path, value
 
 
 def encode_manifest(manifest: Manifest) -> bytes:
@@ -175,7 +203,7 @@ def decode_manifest(data: bytes) -> Manifest:
     try:
         doc = _DECODER.decode(data)
     except msgspec.ValidationError as exc:
-        raise ManifestError(f"invalid manifest: {exc}") from None
+        raise ManifestError(f"invalid manifest: {_locate(data) or exc}") from None
     except msgspec.DecodeError as exc:
         raise ManifestError(f"not a valid JSON manifest: {exc}") from None
     except UnicodeDecodeError as exc:  # msgspec raises this for invalid UTF-8 in a string
@@ -200,12 +228,44 @@ def decode_manifest(data: bytes) -> Manifest:
             },
             symlinks={_path("symlinks", k): _target(k, v.target) for k, v in doc.symlinks.items()},
             skipped={_path("skipped", k): v.kind for k, v in doc.skipped.items()},
-            errors={_path("errors", k): Problem(v.kind, v.message) for k, v in doc.errors.items()},
+            errors={_error_path(k): Problem(v.kind, v.message) for k, v in doc.errors.items()},
         ),
     )
     _check_sections_disjoint(manifest.snapshot)
     _reject_duplicate_keys(data)
     return manifest
+
+
+_ENTRY_TYPES: dict[str, type[msgspec.Struct]] = {
+    "files": _File,
+    "symlinks": _Symlink,
+    "skipped": _Skipped,
+    "errors": _Error,
+}
+
+
+def _locate(data: bytes) -> str | None:
+    """Which entry is invalid: msgspec reports ``$.files[...]`` without the key.
+
+    Only called once validation has failed, so its cost (a second, untyped parse) does not
+    matter. Returns None when no single entry is to blame.
+    """
+    try:
+        document = msgspec.json.decode(data)
+    except (msgspec.DecodeError, UnicodeDecodeError, RecursionError):
+        return None
+    if not isinstance(document, dict):
+        return None
+    for section, entry_type in _ENTRY_TYPES.items():
+        entries = document.get(section)
+        if not isinstance(entries, dict):
+            continue
+        for key, value in entries.items():
+            try:
+                msgspec.convert(value, entry_type)
+            except msgspec.ValidationError as exc:
+                return f"{section}[{json.dumps(key)}]: {exc}"
+    return None
 
 
 def _path(section: str, key: str) -> str:
@@ -218,6 +278,11 @@ def _path(section: str, key: str) -> str:
     if reason is not None:
         raise ManifestError(f"unsafe path in manifest: {section}[{json.dumps(key)}]: {reason}")
     return path
+
+
+def _error_path(key: str) -> str:
+    """An errors key: a path, or "." for a root that could not be listed (as make writes)."""
+    return key if key == "." else _path("errors", key)
 
 
 def _target(key: str, target: str) -> str:

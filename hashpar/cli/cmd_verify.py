@@ -1,0 +1,175 @@
+"""``hashpar verify``: re-hash a tree and report every difference from its manifest."""
+
+from __future__ import annotations
+
+import itertools
+import os
+import stat
+from dataclasses import dataclass
+from typing import Annotated
+
+import typer
+
+from hashpar.api import load_manifest, verify_tree
+from hashpar.cli import EXIT_DIFFERENT, EXIT_OK
+from hashpar.cli.app import DebugOption, JobsOption, app
+from hashpar.cli.cmd_import import AlgoOption, FormatOption, report_malformed
+from hashpar.cli.output import Output, open_output
+from hashpar.cli.progress import progress_display
+from hashpar.cli.render import human_lines, report_json
+from hashpar.compare import Report
+from hashpar.errors import ManifestError, UsageError
+from hashpar.formats import ChecksumFormat, MalformedLine, NoChecksumLines, load_checksums
+from hashpar.formats.files import is_bag, looks_like_manifest, parse_input, read_input
+from hashpar.manifest import decode_manifest
+from hashpar.models import Algorithm, Manifest
+
+__all__ = ["Input", "load_input", "verify", "write_report"]
+
+JsonOption = Annotated[
+    bool, typer.Option("--json", help="Print one JSON object (see README) instead of lines.")
+]
+ReportQuietOption = Annotated[
+    bool,
+    typer.Option("--quiet", "-q", help="Print only the problems: no summary, no progress."),
+]
+
+
+@dataclass(frozen=True)
+class Input:
+    """What verify checks: a manifest, the malformed lines of its source, and whether the
+    source says where its tree ends (so that new files can be looked for)."""
+
+    manifest: Manifest
+    malformed: tuple[MalformedLine, ...] = ()
+    new_files: bool = True
+
+
+def load_input(
+    source: str,
+    *,
+    algo: Algorithm | None = None,
+    format: ChecksumFormat | None = None,
+    root: str | None = None,
+    new_files: bool | None = None,
+) -> Input:
+    """Turn verify's MANIFEST argument (a path, or "-" for stdin) into what to check.
+
+    A hashpar manifest (JSON), a GNU/BSD sums file or a BagIt bag (a directory with
+    bagit.txt), told apart by content unless ``format`` says (docs/formats.md).
+    A manifest or bag lists its whole tree, so new files are looked for unless ``new_files``
+    is False; a sums file does not, so only with ``root`` or ``new_files=True``. Malformed
+    lines go to stderr as ``hashpar: FILE:LINE: reason``.
+    """
+    is_dir = source != "-" and os.path.isdir(source)
+    if format is None and source != "-" and _not_checksums(source):
+        return Input(load_manifest(source))  # it says exactly why it cannot be read
+    try:
+        if is_dir:
+            parsed = load_checksums(source, algorithm=algo, only=format, root=root)
+        else:
+            data = read_input(source, manifest_ok=format is None)
+            if format is None and looks_like_manifest(data, source):
+                manifest = _decode(data, source)
+                if algo not in (None, manifest.algorithm):
+                    raise UsageError(f"the manifest is {manifest.algorithm}, not {algo} (--algo)")
+                return Input(manifest, (), new_files is not False)
+            parsed = parse_input(data, source, algorithm=algo, only=format, root=root)
+    except NoChecksumLines as exc:
+        report_malformed(source, exc.malformed)
+        raise
+    report_malformed(source, parsed.malformed)
+    whole_tree = ChecksumFormat.BAGIT in parsed.formats or root is not None
+    return Input(parsed.manifest, parsed.malformed, whole_tree if new_files is None else new_files)
+
+
+def _not_checksums(source: str) -> bool:
+    """True when ``source`` cannot be a checksum file: it is not there, or a non-bag directory."""
+    try:
+        mode = os.stat(source).st_mode
+    except OSError:
+        return True
+    return stat.S_ISDIR(mode) and not is_bag(source)
+
+
+def _decode(data: bytes, source: str) -> Manifest:
+    """A manifest from bytes already read, with errors naming the input as load_manifest's do."""
+    try:
+        return decode_manifest(data)
+    except ManifestError as exc:
+        raise ManifestError(f"{'standard input' if source == '-' else source}: {exc}") from None
+
+
+@app.command()
+def verify(
+    manifest: Annotated[
+        str,
+        typer.Argument(
+            metavar="MANIFEST",
+            help="A hashpar manifest, a sha256sum/b3sum/BSD sums file, a BagIt bag directory, "
+            "or - for standard input (told apart by content).",
+        ),
+    ],
+    root: Annotated[
+        str | None,
+        typer.Option(
+            "--root",
+            metavar="DIR",
+            help="Check this tree instead of the manifest's root (e.g. a copy). A sums file's "
+            "paths resolve here instead of the current directory, and new files are looked for.",
+        ),
+    ] = None,
+    algo: AlgoOption = None,
+    format: FormatOption = None,
+    new_files: Annotated[
+        bool | None,
+        typer.Option(
+            "--new-files/--no-new-files",
+            show_default="on, except for a sums file without --root",
+            help="Look for files the input does not list (a sums file does not say where its "
+            "tree ends).",
+        ),
+    ] = None,
+    jobs: JobsOption = None,
+    ignore_new: Annotated[
+        bool,
+        typer.Option("--ignore-new", help="Report new files but do not count them as a change."),
+    ] = False,
+    json_output: JsonOption = False,
+    quiet: ReportQuietOption = False,
+    debug: DebugOption = False,
+) -> int:
+    """Re-hash the tree of MANIFEST and report what is modified, missing, new, moved or unreadable.
+
+    Exit 0 when nothing differs, 1 when something differs or could not be read (or a sums
+    file has malformed lines), 2 when the input is unusable or the run could not complete.
+    """
+    with open_output(None) as out:
+        loaded = load_input(manifest, algo=algo, format=format, root=root, new_files=new_files)
+        with progress_display(not quiet, "verifying") as on_progress:
+            try:
+                report = verify_tree(
+                    loaded.manifest,
+                    root=root,
+                    manifest_path=None if manifest == "-" else manifest,
+                    jobs=jobs,
+                    ignore_new=ignore_new,
+                    on_progress=on_progress,
+                    new_files=loaded.new_files,
+                )
+            except ManifestError as exc:  # an entry unsafe for this tree: name the manifest
+                name = "standard input" if manifest == "-" else manifest
+                raise ManifestError(f"{name}: {exc}") from None
+        write_report(out, report, json_output=json_output, quiet=quiet, verb="verified")
+    return EXIT_DIFFERENT if report.differs or loaded.malformed else EXIT_OK
+
+
+def write_report(out: Output, report: Report, *, json_output: bool, quiet: bool, verb: str) -> None:
+    """Write ``report`` to ``out`` as JSON or as human lines, and flush it."""
+    if json_output:
+        out.write(report_json(report))
+    else:
+        lines = human_lines(report, quiet=quiet, verb=verb)
+        while chunk := list(itertools.islice(lines, 4096)):  # few writes for a big report
+            out.write("".join(f"{line}\n" for line in chunk).encode())
+    out.commit()

@@ -1,0 +1,56 @@
+"""The checksum formats people already have, both ways (the rules: docs/formats.md).
+
+* GNU sums: ``sha256sum`` / ``b3sum`` output, ``<hex>  <path>``, with their escaping rules;
+* BSD tags: ``SHA256 (<path>) = <hex>``, ``BLAKE3 (<path>) = <hex>``;
+* BagIt (RFC 8493): ``manifest-sha256.txt`` with percent-encoded paths, and the tag files that
+  turn a directory with a ``data/`` payload into a bag in place.
+
+Encoders take a :class:`~hashpar.models.Manifest` and return the bytes the real tool would
+write; parsers return a :class:`ParsedChecksums` (a Manifest whose sizes and mtimes are None,
+plus every :class:`MalformedLine` with its number). A name a format cannot express is a
+ManifestError, never a line that names some other file.
+"""
+
+from __future__ import annotations
+
+from hashpar.formats.bagit import encode_bagit, parse_bagit
+from hashpar.formats.files import bag_tag_files, fill_sizes, load_checksums, read_bag
+from hashpar.formats.records import (
+    ChecksumFormat,
+    MalformedLine,
+    NoChecksumLines,
+    ParsedChecksums,
+    algorithm_from_name,
+)
+from hashpar.formats.sums import encode_bsd, encode_sums, parse_checksums
+from hashpar.models import Manifest
+
+__all__ = [
+    "ChecksumFormat",
+    "MalformedLine",
+    "NoChecksumLines",
+    "ParsedChecksums",
+    "algorithm_from_name",
+    "bag_tag_files",
+    "encode",
+    "encode_bagit",
+    "encode_bsd",
+    "encode_sums",
+    "fill_sizes",
+    "load_checksums",
+    "parse_bagit",
+    "parse_checksums",
+    "read_bag",
+]
+
+
+def encode(manifest: Manifest, format: ChecksumFormat) -> bytes:
+    """The manifest's files in ``format``: see :func:`encode_sums`, :func:`encode_bsd`,
+    :func:`encode_bagit` (ManifestError for what the format cannot express).
+    """
+    encoders = {
+        ChecksumFormat.SUMS: encode_sums,
+        ChecksumFormat.BSD: encode_bsd,
+        ChecksumFormat.BAGIT: encode_bagit,
+    }
+    return encoders[ChecksumFormat(format)](manifest)

@@ -1,0 +1,132 @@
+"""Checks of a manifest's entries against the tree on disk, made before verify reads anything.
+
+Verify's real protection is structural: it walks the tree from the root and never opens a
+path the manifest names (see docs/verify.md). These checks turn the two ways a manifest could
+*try* to reach outside into clear exit-2 errors instead of quiet "missing" lines:
+
+* an entry below another entry (``link/etc/passwd`` below the symlink ``link``), which no
+  walk produces;
+* an entry below a directory that is, on disk, a symlink leading outside the root.
+
+Both are linear in the manifest's size, however long or deep its paths: a hostile manifest
+cannot make them allocate a string per ancestor of every entry.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import stat
+from collections.abc import Mapping
+
+from hashpar.errors import ManifestError
+from hashpar.models import Snapshot
+from hashpar.names import key_for
+
+__all__ = ["DiskProbe", "reject_entries_below_leaves"]
+
+_LEAF_NOUNS = {"files": "the file", "symlinks": "the symlink", "skipped": "the skipped entry"}
+
+
+def _sections(snapshot: Snapshot) -> dict[str, Mapping[str, object]]:
+    return {
+        "files": snapshot.files,
+        "symlinks": snapshot.symlinks,
+        "skipped": snapshot.skipped,
+        "errors": snapshot.errors,
+    }
+
+
+def _where(section: str, path: str) -> str:
+    return f"{section}[{json.dumps(key_for(path))}]"
+
+
+def reject_entries_below_leaves(snapshot: Snapshot) -> None:
+    """ManifestError if an entry lies below a file, symlink or skipped entry.
+
+    Sorting with '/' replaced by NUL (which no path contains) puts every path's descendants
+    right after it, so comparing neighbours finds any such entry in O(n log n).
+    """
+    order = sorted(
+        (path.replace("/", "\0"), section, path)
+        for section, entries in _sections(snapshot).items()
+        for path in entries
+    )
+    for (key, section, path), (following, below_section, below) in itertools.pairwise(order):
+        if section in _LEAF_NOUNS and following.startswith(key + "\0"):
+            raise ManifestError(
+                f"unsafe path in manifest: {_where(below_section, below)}: lies below "
+                f"{_LEAF_NOUNS[section]} {json.dumps(key_for(path))}"
+            )
+
+
+class DiskProbe:
+    """Looks at paths below ``root`` with lstat only, and only through real directories.
+
+    Nothing is opened. A path component is looked at only once every directory above it
+    was seen (by lstat) to be a real directory, so a symlink on the way is never traversed;
+    a swap during the run can change an answer here but never what is read, since the walk
+    opens every directory and file with O_NOFOLLOW.
+    """
+
+    def __init__(self, root: str) -> None:
+        self.root = root
+        self.real_root = os.path.realpath(root)
+        self._modes: dict[str, int | None] = {}
+        self._stops: dict[str, tuple[str, int | None] | None] = {}
+        self._escapes: dict[str, bool] = {}
+
+    def _lstat(self, path: str) -> int | None:
+        if path not in self._modes:
+            try:
+                self._modes[path] = os.lstat(os.path.join(self.root, path)).st_mode
+            except OSError:
+                self._modes[path] = None
+        return self._modes[path]
+
+    def first_non_directory(self, path: str) -> tuple[str, int | None] | None:
+        """The first component of ``path`` that is not a real directory, as (prefix, lstat
+        mode or None when absent); None when every component is a real directory."""
+        if path in self._stops:
+            return self._stops[path]
+        result: tuple[str, int | None] | None = None
+        start = 0
+        while True:
+            end = path.find("/", start)
+            prefix = path if end < 0 else path[:end]
+            mode = self._lstat(prefix)
+            if not stat.S_ISDIR(mode or 0):
+                result = (prefix, mode)
+                break
+            if end < 0:
+                break
+            start = end + 1
+        self._stops[path] = result
+        return result
+
+    def is_directory(self, path: str) -> bool:
+        """True when ``path`` is a real directory (not a symlink to one)."""
+        return self.first_non_directory(path) is None
+
+    def _escapes_root(self, link: str) -> bool:
+        if link not in self._escapes:
+            resolved = os.path.realpath(os.path.join(self.root, link))
+            inside = os.path.commonpath([self.real_root, resolved]) == self.real_root
+            self._escapes[link] = not inside
+        return self._escapes[link]
+
+    def reject_escaping_links(self, snapshot: Snapshot) -> None:
+        """ManifestError if an entry lies below a symlink on disk that leads out of the root."""
+        for section, entries in _sections(snapshot).items():
+            for path in entries:
+                parent = path.rpartition("/")[0]
+                stop = self.first_non_directory(parent) if parent else None
+                if stop is None or not stat.S_ISLNK(stop[1] or 0):
+                    continue
+                if not self._escapes_root(stop[0]):
+                    continue
+                raise ManifestError(
+                    f"unsafe path in manifest: {_where(section, path)}: resolves through the "
+                    f"symlink {json.dumps(key_for(stop[0]))}, which leads outside the root"
+                )

@@ -1,0 +1,24 @@
+"""Value types: KeyOrdered reads a dict in sorted key order without copying it."""
+
+from __future__ import annotations
+
+from hypothesis import given
+from hypothesis import strategies as st
+
+from hashpar import FileEntry, KeyOrdered
+
+
+@given(st.dictionaries(st.text(), st.integers()))
+def test_key_ordered_is_the_same_mapping_in_sorted_order(data: dict[str, int]) -> None:
+    view = KeyOrdered(dict(data))
+    assert list(view) == sorted(data)
+    assert list(view.items()) == sorted(data.items())
+    assert view == data and len(view) == len(data)
+    assert all(key in view and view[key] == value for key, value in data.items())
+    assert "\0absent" not in view or "\0absent" in data
+
+
+def test_file_entry_is_an_immutable_record() -> None:
+    entry = FileEntry(3, "ab" * 32, 7)
+    assert (entry.size, entry.digest, entry.mtime_ns) == (3, "ab" * 32, 7)
+    assert entry._replace(size=4) == FileEntry(4, "ab" * 32, 7)

@@ -1,0 +1,214 @@
+"""verify_tree on real trees: random changes are reported exactly, with jobs=1 and jobs=2."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+import tracemalloc
+from pathlib import Path
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+import hashpar
+from conftest import build_tree
+from hashpar import Move, Report, Tuning, make_manifest, verify_tree
+from hashpar.errors import ManifestError, UsageError
+from hashpar.guard import reject_entries_below_leaves
+from hashpar.models import FileEntry, Snapshot
+
+NAMES = st.text(alphabet="abé\n", min_size=1, max_size=3).map(lambda n: n + ".f")
+ACTIONS = st.sampled_from(["keep", "flip", "truncate", "append", "delete", "rename"])
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    tree=st.dictionaries(
+        st.tuples(st.sampled_from(["", "d/", "d/e/"]), NAMES), st.binary(min_size=1), max_size=6
+    ),
+    data=st.data(),
+)
+def test_verify_reports_exactly_the_injected_changes(
+    tree: dict[tuple[str, str], bytes], data: st.DataObject
+) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        contents = {
+            prefix + name: f"{prefix}{name}:".encode() + body
+            for (prefix, name), body in tree.items()
+        }
+        root = build_tree(Path(tmp) / "tree", contents)
+        manifest = make_manifest(root, jobs=1)
+        modified, missing, moved = [], [], []
+        for path in sorted(contents):
+            action = data.draw(ACTIONS, label=path)
+            full = root / path
+            if action == "flip":
+                raw = bytearray(full.read_bytes())
+                raw[-1] ^= 0x80
+                full.write_bytes(bytes(raw))
+            elif action == "truncate":
+                os.truncate(full, len(contents[path]) - 1)
+            elif action == "append":
+                with open(full, "ab") as f:
+                    f.write(b"+")
+            elif action == "delete":
+                full.unlink()
+                missing.append(path)
+            elif action == "rename":
+                (root / "renamed").mkdir(exist_ok=True)
+                full.rename(root / "renamed" / path.replace("/", "_"))
+                moved.append(Move(path, "renamed/" + path.replace("/", "_")))
+            if action in ("flip", "truncate", "append"):
+                modified.append(path)
+        added = data.draw(st.lists(NAMES, unique=True, max_size=2), label="added")
+        for name in added:
+            (root / f"new-{name}").write_bytes(b"new " + name.encode())
+        report = verify_tree(manifest, jobs=1)
+        assert report == Report(
+            verified=len(contents),
+            ok=len(contents) - len(modified) - len(missing) - len(moved),
+            modified=tuple(modified),
+            missing=tuple(missing),
+            new=tuple(sorted(f"new-{name}" for name in added)),
+            moved=tuple(moved),
+        )
+
+
+@pytest.mark.timeout(60)
+def test_jobs_1_and_a_real_pool_give_the_same_report(tmp_path: Path) -> None:
+    root = build_tree(tmp_path / "t", {f"d{i % 5}/{i}": b"file %d\n" % i for i in range(300)})
+    manifest = make_manifest(root, jobs=1)
+    (root / "d1" / "1").write_bytes(b"changed")
+    (root / "d2" / "2").unlink()
+    (root / "d3" / "3").rename(root / "moved")
+    pool = Tuning(inline_max_files=0)  # never hash in-process: start two workers
+    reports = [verify_tree(manifest, jobs=1), verify_tree(manifest, jobs=2, tuning=pool)]
+    assert reports[0] == reports[1]
+    assert reports[0] == Report(
+        verified=300,
+        ok=297,
+        modified=("d1/1",),
+        missing=("d2/2",),
+        moved=(Move("d3/3", "moved"),),
+    )
+
+
+def test_the_manifest_file_is_left_out_even_when_it_lists_itself(tmp_path: Path) -> None:
+    root = build_tree(tmp_path / "t", {"a": b"a", "m.json": b""})
+    manifest = make_manifest(root, jobs=1)
+    assert "m.json" in manifest.files
+    (root / "m.json").write_bytes(hashpar.encode_manifest(manifest))
+    report = verify_tree(manifest, manifest_path=root / "m.json", jobs=1)
+    assert report == Report(verified=1, ok=1)
+
+
+def test_a_single_file_manifest_verifies(tmp_path: Path) -> None:
+    build_tree(tmp_path, {"one.txt": b"1", "other": b"2"})
+    manifest = make_manifest(tmp_path / "one.txt", jobs=1)
+    assert verify_tree(manifest, jobs=1) == Report(verified=1, ok=1)
+    (tmp_path / "one.txt").write_bytes(b"changed")
+    assert verify_tree(manifest, jobs=1).modified == ("one.txt",)
+
+
+def test_a_file_replaced_by_an_excluded_directory_is_a_type_change(tmp_path: Path) -> None:
+    root = build_tree(tmp_path / "t", {"cache": b"a file", "keep": b"k"})
+    manifest = make_manifest(root, jobs=1, excludes=["cache/"])
+    (root / "cache").unlink()
+    (root / "cache").mkdir()
+    report = verify_tree(manifest, jobs=1)
+    assert report.missing == ()
+    assert str(report.errors["cache"].kind) == "type-changed"
+
+
+def test_a_symlinked_directory_inside_the_root_is_not_followed(tmp_path: Path) -> None:
+    root = build_tree(tmp_path / "t", {"real/x": b"x"})
+    manifest = make_manifest(root, jobs=1)
+    (root / "real").rename(root / "elsewhere")
+    (root / "real").symlink_to("elsewhere")
+    report = verify_tree(manifest, jobs=1)
+    assert (report.missing, report.new, report.moved) == (
+        (),
+        ("real",),
+        (Move("real/x", "elsewhere/x"),),
+    )
+
+
+def test_an_entry_below_an_escaping_symlink_is_rejected_before_the_walk(tmp_path: Path) -> None:
+    root = build_tree(tmp_path / "t", {"d/x": b"x"})
+    manifest = make_manifest(root, jobs=1)
+    (root / "d" / "x").unlink()
+    (root / "d").rmdir()
+    (root / "d").symlink_to(tmp_path)
+    with pytest.raises(ManifestError, match=r'files\["d/x"\]: resolves through the symlink "d"'):
+        verify_tree(manifest, jobs=1)
+
+
+def test_a_missing_root_is_a_usage_error(tmp_path: Path) -> None:
+    manifest = make_manifest(build_tree(tmp_path / "t", {"a": b"a"}), jobs=1)
+    with pytest.raises(UsageError, match="No such file or directory"):
+        verify_tree(manifest, root=tmp_path / "nope")
+
+
+def test_load_manifest_round_trips_and_names_the_file(tmp_path: Path) -> None:
+    manifest = make_manifest(build_tree(tmp_path / "t", {"a": b"a"}), jobs=1)
+    path = tmp_path / "m.json"
+    path.write_bytes(hashpar.encode_manifest(manifest))
+    assert hashpar.load_manifest(str(path)) == manifest
+    path.write_bytes(b"{}")
+    with pytest.raises(ManifestError, match=r"^.*m\.json: invalid manifest: Object missing"):
+        hashpar.load_manifest(str(path))
+
+
+def test_the_public_names_are_exported() -> None:
+    for name in ("verify_tree", "diff_manifests", "load_manifest", "compare", "Report", "Move"):
+        assert name in hashpar.__all__ and hasattr(hashpar, name)
+
+
+def test_any_manifest_object_verifies_even_without_sizes(tmp_path: Path) -> None:
+    """As a manifest imported from a sums file: digests only, no sizes or mtimes."""
+    root = build_tree(tmp_path / "t", {"a": b"a", "b": b"b", "c": b"c"})
+    made = make_manifest(root, jobs=1, algorithm="sha256")
+    files = {p: FileEntry(None, e.digest, None) for p, e in made.files.items()}
+    manifest = dataclasses.replace(made, snapshot=Snapshot(files=files))
+    assert verify_tree(manifest, jobs=1) == Report(verified=3, ok=3)
+    (root / "a").write_bytes(b"A")
+    (root / "b").rename(root / "b2")
+    report = verify_tree(manifest, jobs=1)
+    assert (report.modified, report.moved) == (("a",), (Move("b", "b2"),))
+
+
+def test_the_manifests_excludes_and_symlink_policy_are_used(tmp_path: Path) -> None:
+    root = build_tree(tmp_path / "t", {"a": b"a", "real/x": b"x"})
+    (root / "link").symlink_to("real")
+    manifest = make_manifest(root, jobs=1, excludes=["*.tmp"], follow_symlinks=True)
+    assert "link/x" in manifest.files
+    (root / "scratch.tmp").write_bytes(b"ignored")
+    assert verify_tree(manifest, jobs=1) == Report(verified=3, ok=3)
+
+
+def test_an_entry_below_a_leaf_is_found_past_siblings_that_sort_between() -> None:
+    digest = "0" * 64
+    files = {"a": FileEntry(1, digest, 1), "a!": FileEntry(1, digest, 1)}
+    files["a/b"] = FileEntry(1, digest, 1)
+    with pytest.raises(ManifestError, match=r'files\["a/b"\]: lies below the file "a"$'):
+        reject_entries_below_leaves(Snapshot(files=files))
+    reject_entries_below_leaves(Snapshot(files={"a!": files["a"], "a/b": files["a"]}))
+
+
+def test_a_very_deep_manifest_path_costs_linear_memory(tmp_path: Path) -> None:
+    """50,000 components (100 kB): one string per ancestor took 12 s and 2.4 GiB."""
+    deep = "a/" * 50_000 + "x"
+    root = build_tree(tmp_path / "t", {"a/b": b"b"})
+    made = make_manifest(root, jobs=1)
+    files = {**made.files, deep: FileEntry(1, "0" * 64, 1)}
+    manifest = dataclasses.replace(made, snapshot=Snapshot(files=files, symlinks={"l": "x"}))
+    tracemalloc.start()
+    try:
+        report = verify_tree(manifest, jobs=1)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert (report.ok, report.missing) == (1, (deep, "l"))
+    assert peak < 20 << 20
