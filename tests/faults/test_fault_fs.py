@@ -241,7 +241,7 @@ def test_batch_with_vanished_file_and_directory(tmp_path: Path) -> None:
     result = hash_batch(_batch(tmp_path, [("", ["gone", "kept"]), ("d", ["x", "y"])]))
     vanished = ("vanished", "vanished before it could be read")
     assert _problems(result) == {"gone": vanished, "d/x": vanished, "d/y": vanished}
-    assert [path for path, *_ in result.files] == ["kept"]
+    assert result.paths == ["kept"]
 
 
 def test_batch_with_entries_replaced_after_the_walk(tmp_path: Path) -> None:
@@ -257,7 +257,7 @@ def test_batch_with_entries_replaced_after_the_walk(tmp_path: Path) -> None:
         "fifo": ("changed", "no longer a regular file"),
         "dirlink/f": ("changed", "a directory on its path was replaced during the run"),
     }
-    assert result.files == []
+    assert result.paths == []
 
 
 def test_batch_does_not_leak_descriptors(tmp_path: Path) -> None:
@@ -267,4 +267,4 @@ def test_batch_does_not_leak_descriptors(tmp_path: Path) -> None:
     before = len(os.listdir("/proc/self/fd"))
     result = hash_batch(_batch(tmp_path, groups))
     assert len(os.listdir("/proc/self/fd")) == before
-    assert len(result.files) == 200
+    assert len(result.paths) == 200

@@ -15,10 +15,12 @@ import copy
 import json
 import math
 import os
+import subprocess
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
+from faultkit import command, hashpar_env
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -306,3 +308,38 @@ def test_random_byte_flips(data: Any) -> None:
         return
     whitespace = b" \t\r\n"
     assert decoded != _manifest() or (VALID[offset] in whitespace and byte in whitespace)
+
+
+# -- the same through the real command: hashpar verify reading the manifest on stdin ---------
+
+_STEP = max(1, len(VALID) // 16)
+CLI_CASES = {f"truncated at {n}": VALID[:n] for n in range(0, len(VALID) - 1, _STEP)}
+CLI_CASES[f"truncated at {len(VALID) - 2}"] = VALID[:-2]
+CLI_CASES.update({f"raw {name}": data for name, data in RAW_MUTATIONS.items()})
+CLI_CASES.update(
+    {
+        f"{'.'.join(where)} = {value!r}"[:60]: _replace(DOC, where, value)
+        for where, value in [*BAD_VALUES[::3], (("files", "a.txt"), []), (("version",), True)]
+    }
+)
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("name", sorted(CLI_CASES))
+def test_verify_refuses_broken_manifest(name: str) -> None:
+    result = subprocess.run(
+        command("verify", "-"),
+        input=CLI_CASES[name],
+        env=hashpar_env(),
+        capture_output=True,
+        timeout=50,
+        check=False,
+    )
+    assert (result.returncode, result.stdout) == (2, b"")
+    lines = result.stderr.decode(errors="replace").splitlines(keepends=True)
+    assert lines[-1].startswith("hashpar: error: standard input: ")
+    assert all(line.startswith("hashpar: ") and line.endswith("\n") for line in lines)
+    if CLI_CASES[name].lstrip(b"\xef\xbb\xbf").startswith(b"{"):  # recognisably a manifest
+        assert len(lines) == 1
+    else:  # read as a checksum list: each malformed line is named, then the verdict
+        assert len(lines) <= 2

@@ -115,6 +115,20 @@ def test_make_a_million_files(scale_dir: Path) -> None:
 
 
 @pytest.mark.timeout(1800)
+def test_verify_a_million_files(scale_dir: Path) -> None:
+    env = hashpar_env()
+    manifest = scale_dir / "manifest.json"
+    if not manifest.exists():
+        subprocess.run(command("make", scale_dir / "tree", "-o", manifest), env=env, check=True)
+    small = scale_dir / "base.json"
+    subprocess.run(command("make", scale_dir / "base", "-o", small), env=env, check=True)
+    base = measure(command("verify", small, "-j", "2"), env, subprocess.DEVNULL)
+    usage = measure(command("verify", manifest, "-j", "2"), env, subprocess.DEVNULL)
+    assert usage.returncode == 0
+    _report("verify 1M", usage, base)
+
+
+@pytest.mark.timeout(1800)
 def test_load_a_million_entry_manifest(scale_dir: Path) -> None:
     """Decode a 1M-entry manifest in a fresh process: time and memory of the load alone."""
     manifest = scale_dir / "manifest.json"
