@@ -8,7 +8,8 @@ figures these tests print are the ones recorded in docs/reliability.md; run them
 ``HASHPAR_SCALE_DIR`` keeps the generated tree between runs (default: a fresh temp dir).
 
 Peak memory is measured for the whole process tree (parent, forkserver/resource tracker,
-workers): /proc is sampled every 20 ms and the sum of every process's RSS is kept, and the
+workers): /proc is sampled every 20 ms and the sum of every process's PSS is kept (RSS
+would count the pages a fork child shares with its parent twice), and the
 parent's own high-water mark (VmHWM) is read at each sample. Bytes per entry are computed
 beyond a fixed base: the same command on a tree of 10,000 files, which starts the same
 workers and imports the same modules (and runs long enough to be sampled), so only what
@@ -43,7 +44,7 @@ class Usage:
 
     seconds: float
     tree_peak: int
-    """Largest sum of RSS over the whole process tree at any sample, in bytes."""
+    """Largest sum of PSS over the whole process tree at any sample, in bytes."""
     parent_peak: int
     """The parent's own VmHWM, in bytes."""
     returncode: int
@@ -59,6 +60,17 @@ def _rss(pid: int, field: str) -> int:
     return 0
 
 
+def _pss(pid: int) -> int:
+    """Proportional set size: pages shared (copy-on-write after fork) counted once overall."""
+    try:
+        for line in Path(f"/proc/{pid}/smaps_rollup").read_text().splitlines():
+            if line.startswith("Pss:"):
+                return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return 0
+
+
 def measure(argv: list[str], env: dict[str, str], stdout: int | None) -> Usage:
     """Run ``argv``, sampling the memory of its whole process tree until it exits."""
     started = time.monotonic()
@@ -66,7 +78,7 @@ def measure(argv: list[str], env: dict[str, str], stdout: int | None) -> Usage:
     tree_peak = parent_peak = 0
     while process.poll() is None:
         pids = [process.pid, *(p.pid for p in descendants(process.pid))]
-        tree_peak = max(tree_peak, sum(_rss(pid, "VmRSS") for pid in pids))
+        tree_peak = max(tree_peak, sum(_pss(pid) for pid in pids))
         parent_peak = max(parent_peak, _rss(process.pid, "VmHWM"))
         time.sleep(0.02)
     seconds = time.monotonic() - started
