@@ -83,7 +83,8 @@ def run(argv: list[str]) -> int:
         else:
             context = getattr(exc, "ctx", None)
             where = context.command_path if context is not None else "hashpar"
-            _error(f"{exc.format_message()} (see '{where} --help')", debug)
+            message = " ".join(exc.format_message().split())  # click wraps choice lists
+            _error(f"{message} (see '{where} --help')", debug)
         code = EXIT_UNUSABLE
     except HashparError as exc:
         _error(str(exc), debug)
