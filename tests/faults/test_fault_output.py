@@ -132,3 +132,17 @@ def test_output_file_on_a_full_filesystem_keeps_the_old_manifest(
     assert (result.returncode, result.stderr) == (2, expected.encode())
     assert result.stdout == b"m.json\n" + old.strip()
     assert leftovers(env) == []
+
+
+@pytest.mark.timeout(60)
+def test_usage_error_listing_choices_is_one_line(tmp_path: Path) -> None:
+    """click writes the choices of a missing option on several lines: still one line here."""
+    manifest = tmp_path / "m.json"
+    tree = many_files(tmp_path / "tree", 3)
+    assert _run(command("make", tree, "-o", manifest), hashpar_env()).returncode == 0
+    result = _run(command("export", manifest), hashpar_env())
+    assert (result.returncode, result.stdout) == (2, b"")
+    assert result.stderr == (
+        b"hashpar: error: Missing option '--format' / '-f'. Choose from: sums, bsd, bagit "
+        b"(see 'hashpar export --help')\n"
+    )
