@@ -213,6 +213,20 @@ def test_pipe_to_head_in_a_shell(tmp_path: Path) -> None:
     assert leftovers(env) == []
 
 
+def _session(sid: int) -> str:
+    """Diagnostics: every process in the session ``sid``, with its parent and state."""
+    lines = []
+    for entry in os.listdir("/proc"):
+        try:
+            raw = Path(f"/proc/{entry}/stat").read_text()
+        except OSError:
+            continue
+        fields = raw.rpartition(")")[2].split()
+        if entry.isdigit() and int(fields[3]) == sid:
+            lines.append(f"{entry} ppid={fields[1]} state={fields[0]} {raw[:60]}")
+    return "\n".join(lines)
+
+
 def _wait_for_trace(trace: Path, line: str, run: subprocess.Popen[bytes]) -> None:
     deadline = time.monotonic() + 40
     while time.monotonic() < deadline:
@@ -245,7 +259,7 @@ def test_interrupt_during_the_walk(
     deadline = time.monotonic() + 10  # workers (if any) may still be being created
     while workers and not descendants(run.pid) and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert bool(descendants(run.pid)) == workers
+    assert bool(descendants(run.pid)) == workers, _session(run.pid)
     _interrupt(run, signum, group)
     stdout, stderr = finish(run, 30)
     assert (run.returncode, stdout, stderr) == (code, b"", b"")
