@@ -316,6 +316,7 @@ def _kill_pool(pool: ProcessPoolExecutor) -> None:
     try:
         processes = list((getattr(pool, "_processes", None) or {}).values())
         manager = getattr(pool, "_executor_manager_thread", None)  # shutdown() forgets it
+        results = getattr(pool, "_result_queue", None)  # and this
         for process in processes:
             process.terminate()
         pool.shutdown(wait=False, cancel_futures=True)
@@ -326,5 +327,28 @@ def _kill_pool(pool: ProcessPoolExecutor) -> None:
                 process.join(timeout=2)
         if manager is not None:
             manager.join(timeout=2)
+            if manager.is_alive():
+                _unstick(manager, results)
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _unstick(manager: Any, results: Any) -> None:
+    """Free a manager thread stuck reading half a result from a worker killed mid-send.
+
+    It waits for bytes that will never come (the parent holds the pipe's write end too, so
+    there is no EOF), and the interpreter's exit handler joins it without a timeout: the
+    process would never exit (seen under load after Ctrl-C). Filling the pipe completes the
+    message with zeros; unpickling fails, the thread sees a broken pool and ends.
+    """
+    writer = getattr(results, "_writer", None)
+    if writer is None or writer.closed:
+        return
+    fd = writer.fileno()
+    os.set_blocking(fd, False)
+    for _ in range(40):  # at most about 2 s
+        with contextlib.suppress(OSError):  # full (EAGAIN) or no reader left (EPIPE)
+            os.write(fd, bytes(1 << 16))
+        manager.join(timeout=0.05)
+        if not manager.is_alive():
+            return
