@@ -34,7 +34,7 @@ from hashpar.models import (
     Snapshot,
     SpecialKind,
 )
-from hashpar.names import key_for, path_for, unsafe_reason
+from hashpar.names import SAFE_PLAIN_PATH, key_for, path_for, unsafe_reason
 
 __all__ = ["FORMAT_VERSION", "decode_manifest", "encode_manifest", "write_manifest"]
 
@@ -214,6 +214,7 @@ def decode_manifest(data: bytes) -> Manifest:
         raise ManifestError(f"unsupported manifest version {doc.version} (this hashpar reads 1)")
     if not doc.root or "\0" in doc.root:
         raise ManifestError("invalid manifest: 'root' must be a non-empty path without NUL")
+    plain = SAFE_PLAIN_PATH.fullmatch  # a key that is its own safe path: the common case
     manifest = Manifest(
         algorithm=doc.algorithm,
         root=doc.root,
@@ -223,7 +224,7 @@ def decode_manifest(data: bytes) -> Manifest:
         follow_symlinks=doc.follow_symlinks,
         snapshot=Snapshot(
             files={
-                _path("files", k): FileEntry(v.size, v.digest, v.mtime_ns)
+                k if plain(k) else _path("files", k): FileEntry(v.size, v.digest, v.mtime_ns)
                 for k, v in doc.files.items()
             },
             symlinks={_path("symlinks", k): _target(k, v.target) for k, v in doc.symlinks.items()},
@@ -317,7 +318,7 @@ def _reject_duplicate_keys(data: bytes) -> None:
     """
 
     def check(pairs: list[tuple[str, Any]]) -> None:
-        if len(pairs) > 1 and len({key for key, _ in pairs}) != len(pairs):
+        if len(pairs) > 1 and len(dict(pairs)) != len(pairs):
             counts = Counter(key for key, _ in pairs)
             duplicate = next(key for key, count in counts.items() if count > 1)
             raise ManifestError(f"invalid manifest: duplicate key {json.dumps(duplicate)}")

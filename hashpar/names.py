@@ -24,7 +24,14 @@ from __future__ import annotations
 import os
 import re
 
-__all__ = ["BYTES_MARKER", "display_name", "key_for", "path_for", "unsafe_reason"]
+__all__ = [
+    "BYTES_MARKER",
+    "SAFE_PLAIN_PATH",
+    "display_name",
+    "key_for",
+    "path_for",
+    "unsafe_reason",
+]
 
 BYTES_MARKER = "\0"
 """First character of a key that stands for a path that is not valid UTF-8."""
@@ -32,8 +39,8 @@ BYTES_MARKER = "\0"
 _ESCAPE = re.compile(r"\\(\\|x[0-9a-f]{2})")
 _DRIVE = re.compile(r"^[A-Za-z]:")
 # Safe for sure: no NUL, no backslash, no leading '/', no drive form, no '', '.' or '..'
-# segment. Anything else gets the detailed checks below (which name the reason).
-_SAFE = re.compile(r"(?!/|[A-Za-z]:)(?:(?!\.\.?(?:/|$))[^/\0\\]+(?:/|$))+(?<!/)")
+# segment. Such a path is also its own key. Anything else gets the detailed checks below.
+SAFE_PLAIN_PATH = re.compile(r"(?!/|[A-Za-z]:)(?:(?!\.\.?(?:/|$))[^/\0\\]+(?:/|$))+(?<!/)")
 
 
 def key_for(path: str) -> str:
@@ -74,7 +81,7 @@ def unsafe_reason(path: str) -> str | None:
     leading '/' or '\\', no drive form (``C:``), and no '.' or '..' segment when split on
     backslashes either (so it stays harmless if a Windows tool ever reads the manifest).
     """
-    if _SAFE.fullmatch(path):  # the common case, decided by one regex
+    if SAFE_PLAIN_PATH.fullmatch(path):  # the common case, decided by one regex
         return None
     return _detailed_reason(path)
 
