@@ -29,10 +29,11 @@ from collections.abc import Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
+from multiprocessing import resource_tracker
 from operator import itemgetter
 from typing import Any, TypeVar
 
-from hashpar.errors import WorkerCrashed
+from hashpar.errors import HashparError, WorkerCrashed
 from hashpar.events import Progress, ProgressCallback, ignore_progress
 from hashpar.hashing import Batch, BatchResult, Group, hash_batch, worker_init
 from hashpar.models import Algorithm, FileEntry, KeyOrdered, Problem, ProblemKind, Snapshot
@@ -44,6 +45,8 @@ START_METHOD_ENV = "HASHPAR_START_METHOD"
 """Environment variable naming the multiprocessing start method (fork/forkserver/spawn)."""
 
 _T = TypeVar("_T")
+_SIGNAL_POLL = 0.1
+"""Seconds the scheduler may sleep before it looks for a signal caught by another thread."""
 
 
 @dataclass(frozen=True)
@@ -81,7 +84,10 @@ class _InlineExecutor(Executor):
 
     def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
         future: Future[Any] = Future()
-        future.set_result(fn(*args, **kwargs))
+        try:
+            future.set_result(fn(*args, **kwargs))
+        except Exception as exc:  # as a process pool would: the caller sees it in result()
+            future.set_exception(exc)
         return future
 
 
@@ -98,20 +104,22 @@ def hash_tree(
     run = _Run(walker, algorithm, jobs, tuning, on_progress)
     source = walker.batches()
     if executor is not None:
-        return run.drive(executor, source)
+        run.drive(executor, source)
+        return run.snapshot()
     first, source = _peek_files(source, tuning.inline_max_files)
     if jobs == 1 or (
         first is not None and _total_size(walker.root, first) <= tuning.inline_max_bytes
     ):
-        return run.drive(_InlineExecutor(), source)
+        run.drive(_InlineExecutor(), source)
+        return run.snapshot()
     pool = _start_pool(jobs)
     try:
-        snapshot = run.drive(pool, source)
+        run.drive(pool, source)
     except BaseException:
         _kill_pool(pool)
         raise
-    pool.shutdown(wait=True)
-    return snapshot
+    pool.shutdown(wait=True)  # before the snapshot: workers' memory never adds to its peak
+    return run.snapshot()
 
 
 class _Run:
@@ -146,7 +154,7 @@ class _Run:
         self.bytes_done = 0
         self.walk_done = False
 
-    def drive(self, executor: Executor, source: Iterator[list[Group]]) -> Snapshot:
+    def drive(self, executor: Executor, source: Iterator[list[Group]]) -> None:
         """Keep the window full until the walk and the queue are both exhausted."""
         window = max(1, self.jobs * self.tuning.window_per_worker)
         in_flight: set[Future[BatchResult]] = set()
@@ -158,9 +166,15 @@ class _Run:
                 in_flight.add(executor.submit(hash_batch, batch))
             if not in_flight:
                 break
-            done, in_flight = wait(in_flight, return_when=FIRST_COMPLETED)
+            # A bounded wait: the kernel may hand SIGINT to any thread that does not block it
+            # (a library caller's own threads), and Python acts on it only when the main
+            # thread runs Python code again (docs/reliability.md).
+            done, in_flight = wait(in_flight, timeout=_SIGNAL_POLL, return_when=FIRST_COMPLETED)
             for future in done:
                 self._absorb(_result(future))
+
+    def snapshot(self) -> Snapshot:
+        """Everything found, each section in sorted key order."""
         walker = self.walker
         self.errors.update(walker.errors)
         return Snapshot(
@@ -227,12 +241,21 @@ def _sorted_dict(mapping: dict[str, _T]) -> dict[str, _T]:
 
 
 def _result(future: Future[_T]) -> _T:
+    """A batch's result; a dead worker or an exception outside the per-file handling (a
+    bug, an unpicklable result) becomes WorkerCrashed, never a bare traceback."""
     try:
         return future.result()
     except BrokenProcessPool as exc:
         raise WorkerCrashed(
             "a worker process died unexpectedly (killed, out of memory, or crashed); "
             "the run was stopped"
+        ) from exc
+    except (HashparError, MemoryError):
+        raise
+    except Exception as exc:
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+        raise WorkerCrashed(
+            f"a worker failed unexpectedly ({detail}); the run was stopped"
         ) from exc
 
 
@@ -272,12 +295,19 @@ def _total_size(root: str, groups: list[Group]) -> int:
 def _start_pool(jobs: int) -> ProcessPoolExecutor:
     """Start ``jobs`` workers with SIGINT and SIGTERM blocked, so none dies during start-up.
 
-    Workers inherit the blocked mask; :func:`hashpar.hashing.worker_init` installs their
-    dispositions and unblocks. The parent's mask is restored (and any signal that arrived
-    meanwhile delivered) before this returns.
+    Workers (and a forkserver) inherit the blocked mask, through fork and exec alike;
+    :func:`hashpar.hashing.worker_init` installs their dispositions and unblocks. The
+    parent's mask is restored (and any signal that arrived meanwhile delivered) before this
+    returns, so a Ctrl-C can never interrupt the pool half-way through starting a worker
+    (which would leave that worker running, unknown to the pool).
+
+    The resource tracker is started first, outside the mask: CPython 3.11's
+    ``resource_tracker.ensure_running`` unblocks SIGINT and SIGTERM in its caller whatever
+    the caller's mask was. It protects itself (it ignores both).
     """
-    method = os.environ.get(START_METHOD_ENV) or None
-    context = multiprocessing.get_context(method)
+    context = multiprocessing.get_context(os.environ.get(START_METHOD_ENV) or None)
+    if context.get_start_method() != "fork":
+        resource_tracker.ensure_running()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
     pool: ProcessPoolExecutor | None = None
     try:
@@ -296,13 +326,50 @@ def _start_pool(jobs: int) -> ProcessPoolExecutor:
 
 
 def _kill_pool(pool: ProcessPoolExecutor) -> None:
-    """Terminate every worker now and cancel queued work; never wait for running tasks."""
-    processes = list((getattr(pool, "_processes", None) or {}).values())
-    for process in processes:
-        process.terminate()
-    pool.shutdown(wait=False, cancel_futures=True)
-    for process in processes:
-        process.join(timeout=2)
-        if process.is_alive():
-            process.kill()
+    """Terminate every worker now and cancel queued work; never wait for running tasks.
+
+    SIGINT and SIGTERM are held back meanwhile (and delivered afterwards), so a second
+    Ctrl-C cannot cut the cleanup short and leave workers running. The pool's manager thread
+    is joined too: until it has closed its wake-up pipe, the interpreter's exit handler for
+    process pools can race with it and print an EBADF traceback (CPython 3.11).
+    """
+    previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    try:
+        processes = list((getattr(pool, "_processes", None) or {}).values())
+        manager = getattr(pool, "_executor_manager_thread", None)  # shutdown() forgets it
+        results = getattr(pool, "_result_queue", None)  # and this
+        for process in processes:
+            process.terminate()
+        pool.shutdown(wait=False, cancel_futures=True)
+        for process in processes:
             process.join(timeout=2)
+            if process.is_alive():
+                process.kill()
+                process.join(timeout=2)
+        if manager is not None:
+            manager.join(timeout=2)
+            if manager.is_alive():
+                _unstick(manager, results)
+    finally:
+        signal.pthread_sigmask(signal.SIG_SETMASK, previous)
+
+
+def _unstick(manager: Any, results: Any) -> None:
+    """Free a manager thread stuck reading half a result from a worker killed mid-send.
+
+    It waits for bytes that will never come (the parent holds the pipe's write end too, so
+    there is no EOF), and the interpreter's exit handler joins it without a timeout: the
+    process would never exit (seen under load after Ctrl-C). Filling the pipe completes the
+    message with zeros; unpickling fails, the thread sees a broken pool and ends.
+    """
+    writer = getattr(results, "_writer", None)
+    if writer is None or writer.closed:
+        return
+    fd = writer.fileno()
+    os.set_blocking(fd, False)
+    for _ in range(40):  # at most about 2 s
+        with contextlib.suppress(OSError):  # full (EAGAIN) or no reader left (EPIPE)
+            os.write(fd, bytes(1 << 16))
+        manager.join(timeout=0.05)
+        if not manager.is_alive():
+            return

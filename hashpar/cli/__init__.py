@@ -36,7 +36,18 @@ EXIT_PIPE_CLOSED = 141
 EXIT_TERMINATED = 143
 
 
-def _raise_terminated(signum: int, frame: FrameType | None) -> None:
+def _stop(signum: int, frame: FrameType | None) -> None:
+    """The first SIGINT or SIGTERM stops the run; further ones are ignored while it stops.
+
+    A second Ctrl-C must not cut the cleanup short (workers left running, a traceback from
+    the interpreter's exit handlers), nor arrive after Python has reset its handlers at exit
+    (the process would die of SIGINT instead of exiting 130). Stopping is bounded: the
+    engine terminates workers and waits at most a few seconds for them.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    signal.signal(signal.SIGTERM, signal.SIG_IGN)
+    if signum == signal.SIGINT:
+        raise KeyboardInterrupt
     raise Terminated
 
 
@@ -52,7 +63,8 @@ def run(argv: list[str]) -> int:
     from hashpar.cli.app import app
     from hashpar.cli.output import PipeClosed
 
-    signal.signal(signal.SIGTERM, _raise_terminated)
+    signal.signal(signal.SIGINT, _stop)
+    signal.signal(signal.SIGTERM, _stop)
     debug = "--debug" in argv
     try:
         result = app(args=argv, prog_name="hashpar", standalone_mode=False)
@@ -71,7 +83,8 @@ def run(argv: list[str]) -> int:
         else:
             context = getattr(exc, "ctx", None)
             where = context.command_path if context is not None else "hashpar"
-            _error(f"{exc.format_message()} (see '{where} --help')", debug)
+            message = " ".join(exc.format_message().split())  # click wraps choice lists
+            _error(f"{message} (see '{where} --help')", debug)
         code = EXIT_UNUSABLE
     except HashparError as exc:
         _error(str(exc), debug)

@@ -1,0 +1,148 @@
+"""Output faults: a full disk, a closed stdout, an -o target that cannot be written.
+
+A closed stdout and an unwritable -o directory must be caught before any work: the test-only
+shim (shim/sitecustomize.py) writes a trace line when the walk starts or a file is read, and
+those runs must leave no trace at all. Mounts (a full or read-only filesystem) are made in a
+private mount namespace of the command alone (``unshare -m``), so nothing outlives the test.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+from faultkit import START_METHODS, command, hashpar_env, leftovers, many_files
+
+NO_SPACE = b"hashpar: error: cannot write standard output: No space left on device\n"
+CLOSED = b"hashpar: error: standard output is closed\n"
+DROP_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
+"""Root without the capabilities that bypass file permissions (see docs/reliability.md)."""
+
+
+def _run(
+    argv: list[str], env: dict[str, str], stdout: int | None = None
+) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(
+        argv,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE if stdout is None else stdout,
+        stderr=subprocess.PIPE,
+        timeout=50,
+        check=False,
+    )
+
+
+def _in_namespace(mount: str, directory: Path, argv: list[str]) -> list[str]:
+    """``argv`` run with a fresh tmpfs (mount options ``mount``) on ``directory``."""
+    script = f'mount -t tmpfs -o {mount} tmpfs "$0" && exec "$@"'
+    return ["unshare", "-m", "--propagation", "private", "sh", "-c", script, str(directory), *argv]
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("method", START_METHODS)
+def test_stdout_on_a_full_device(method: str, tmp_path: Path) -> None:
+    tree = many_files(tmp_path / "tree", 600, content=b"data")
+    env = hashpar_env(method)
+    with open("/dev/full", "wb") as full:
+        result = _run(command("make", tree, "-j", "2"), env, stdout=full.fileno())
+    assert (result.returncode, result.stderr) == (2, NO_SPACE)
+    assert leftovers(env) == []
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("method", START_METHODS)
+def test_closed_stdout_is_refused_before_any_work(method: str, tmp_path: Path) -> None:
+    """``hashpar make DIR >&-``: plain Python would exit 0 having written nothing."""
+    tree = many_files(tmp_path / "tree", 600, content=b"data")
+    trace = tmp_path / "trace"
+    env = hashpar_env(method, {"HASHPAR_TEST_TRACE": str(trace)})
+    argv = ["bash", "-c", 'exec 1>&-; exec "$@"', "bash", *command("make", tree, "-j", "2")]
+    result = _run(argv, env)
+    assert (result.returncode, result.stdout, result.stderr) == (2, b"", CLOSED)
+    assert not trace.exists()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("method", START_METHODS)
+def test_output_in_a_missing_directory_is_refused_before_any_work(
+    method: str, tmp_path: Path
+) -> None:
+    tree = many_files(tmp_path / "tree", 600, content=b"data")
+    trace = tmp_path / "trace"
+    target = tmp_path / "no-such-dir" / "m.json"
+    env = hashpar_env(method, {"HASHPAR_TEST_TRACE": str(trace)})
+    result = _run(command("make", tree, "-o", target), env)
+    expected = f"hashpar: error: cannot write {target}: No such file or directory\n"
+    assert (result.returncode, result.stdout, result.stderr) == (2, b"", expected.encode())
+    assert not trace.exists()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("method", START_METHODS)
+def test_output_in_a_directory_without_write_permission(method: str, tmp_path: Path) -> None:
+    """As root without CAP_DAC_OVERRIDE: the mode bits of the directory apply again."""
+    tree = many_files(tmp_path / "tree", 600, content=b"data")
+    trace = tmp_path / "trace"
+    locked = tmp_path / "locked"
+    locked.mkdir(mode=0o555)
+    env = hashpar_env(method, {"HASHPAR_TEST_TRACE": str(trace)})
+    result = _run([*DROP_DAC, *command("make", tree, "-o", locked / "m.json")], env)
+    expected = f"hashpar: error: cannot write {locked}/m.json: Permission denied\n"
+    assert (result.returncode, result.stdout, result.stderr) == (2, b"", expected.encode())
+    assert not trace.exists()
+    assert os.listdir(locked) == []
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("method", START_METHODS)
+def test_output_on_a_read_only_filesystem(method: str, tmp_path: Path) -> None:
+    tree = many_files(tmp_path / "tree", 600, content=b"data")
+    trace = tmp_path / "trace"
+    mount = tmp_path / "ro"
+    mount.mkdir()
+    env = hashpar_env(method, {"HASHPAR_TEST_TRACE": str(trace)})
+    argv = _in_namespace("ro", mount, command("make", tree, "-o", mount / "m.json"))
+    result = _run(argv, env)
+    expected = f"hashpar: error: cannot write {mount}/m.json: Read-only file system\n"
+    assert (result.returncode, result.stdout, result.stderr) == (2, b"", expected.encode())
+    assert not trace.exists()
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("method", START_METHODS)
+def test_output_file_on_a_full_filesystem_keeps_the_old_manifest(
+    method: str, tmp_path: Path
+) -> None:
+    """ENOSPC while writing -o: exit 2, the old manifest is intact, no temp file is left."""
+    tree = many_files(tmp_path / "tree", 2000, content=b"data")  # a manifest of ~300 kB
+    mount = tmp_path / "small"
+    mount.mkdir()
+    old = b'{"old": true}\n'
+    script = (
+        f"mount -t tmpfs -o size=64k tmpfs \"$0\" && printf %s '{old.decode().strip()}' > "
+        '"$0/m.json" && "$@"; code=$?; ls -A "$0"; cat "$0/m.json"; exit $code'
+    )
+    argv = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, str(mount)]
+    env = hashpar_env(method)
+    result = _run([*argv, *command("make", tree, "-j", "2", "-o", mount / "m.json")], env)
+    expected = f"hashpar: error: cannot write {mount}/m.json: No space left on device\n"
+    assert (result.returncode, result.stderr) == (2, expected.encode())
+    assert result.stdout == b"m.json\n" + old.strip()
+    assert leftovers(env) == []
+
+
+@pytest.mark.timeout(60)
+def test_usage_error_listing_choices_is_one_line(tmp_path: Path) -> None:
+    """click writes the choices of a missing option on several lines: still one line here."""
+    manifest = tmp_path / "m.json"
+    tree = many_files(tmp_path / "tree", 3)
+    assert _run(command("make", tree, "-o", manifest), hashpar_env()).returncode == 0
+    result = _run(command("export", manifest), hashpar_env())
+    assert (result.returncode, result.stdout) == (2, b"")
+    assert result.stderr == (
+        b"hashpar: error: Missing option '--format' / '-f'. Choose from: sums, bsd, bagit "
+        b"(see 'hashpar export --help')\n"
+    )
