@@ -38,6 +38,9 @@ from faultkit import (
 
 import hashpar
 
+POOL_TREE = hashpar.Tuning().inline_max_files + 600
+"""Files in a tree too big to be hashed in-process: these faults are about worker processes."""
+
 CRASHED = (
     b"hashpar: error: a worker process died unexpectedly (killed, out of memory, or crashed); "
     b"the run was stopped\n"
@@ -83,7 +86,7 @@ def test_worker_killed_with_sigkill_mid_run(method: str, tmp_path: Path) -> None
 @pytest.mark.parametrize("fault", ["segv", "exit", "sigkill"])
 def test_worker_that_dies_by_itself_stops_the_run(method: str, fault: str, tmp_path: Path) -> None:
     """A real NULL dereference, ``os._exit(3)``, or a worker's own SIGKILL."""
-    tree = many_files(tmp_path / "tree", 600, content=b"data")
+    tree = many_files(tmp_path / "tree", POOL_TREE, content=b"data")
     out = tmp_path / "out" / "manifest.json"
     out.parent.mkdir()
     env = hashpar_env(method, {"HASHPAR_TEST_FAULT": f"{fault}:f0000300"})
@@ -319,7 +322,7 @@ def test_library_ctrl_c_caught_by_another_thread(
 def test_ctrl_c_while_workers_start(method: str, tmp_path: Path) -> None:
     """Workers are held (by the shim) before they run any of hashpar's code: a Ctrl-C to
     the group then must not kill one with a traceback, and must stop the run."""
-    tree = many_files(tmp_path / "tree", 600, content=b"data")
+    tree = many_files(tmp_path / "tree", POOL_TREE, content=b"data")
     trace = tmp_path / "trace"
     out = _existing_output(tmp_path)
     env = hashpar_env(
