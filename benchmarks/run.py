@@ -1,0 +1,295 @@
+"""hashpar's benchmark harness (issue 4): hashpar against the native and Python peers.
+
+    python benchmarks/run.py                  # full size: big, small, real (about 15 minutes)
+    python benchmarks/run.py --quick          # CI smoke run: tiny corpora, seconds
+    python benchmarks/run.py --sweep --million --out results.md
+
+For each corpus: generate it (seeded, reused via its stamp), read it once to warm the page
+cache, try every arrangement of each multi-arrangement peer briefly and keep the fastest,
+run each kept tool once while sampling the memory of its process tree (this also warms up),
+then time every tool in alternation (A B C A B C ...) for --rounds rounds and keep medians.
+Prints markdown to stdout (and --out); writes every raw time to a JSON file. No assertions:
+a missed target is reported, never raised.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import corpora
+import measure
+import report
+import sweep
+import tools
+from report import Row
+
+START = time.monotonic()
+
+
+def log(msg: str) -> None:
+    print(f"[{time.monotonic() - START:7.1f}s] {msg}", file=sys.stderr, flush=True)
+
+
+def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--quick", action="store_true", help="tiny corpora and 2 rounds (CI smoke run)")
+    p.add_argument("--dir", type=Path, help="where corpora live (default: $TMPDIR/hashpar-bench)")
+    p.add_argument("--rounds", type=int, help="timed rounds per tool (default 5; --quick 2)")
+    p.add_argument("--corpus", default="big,small,real", help="comma-separated: big,small,real")
+    p.add_argument("--out", type=Path, help="also write the markdown here")
+    p.add_argument(
+        "--json", type=Path, help="raw results (default: --out with .json, else DIR/results.json)"
+    )
+    p.add_argument(
+        "--hashpar",
+        help="command that runs hashpar (default: hashpar on PATH, else python -m hashpar)",
+    )
+    p.add_argument(
+        "--sweep", action="store_true", help="also sweep hashpar's Tuning defaults (library)"
+    )
+    p.add_argument("--sweep-only", help="comma-separated settings to sweep (implies --sweep)")
+    p.add_argument(
+        "--million", action="store_true", help="also measure memory on 1,000,000 tiny files"
+    )
+    p.add_argument("--no-peers", action="store_true", help="time hashpar only")
+    args = p.parse_args(argv)
+    args.rounds = args.rounds or (2 if args.quick else 5)
+    args.dir = args.dir or Path(tempfile.gettempdir()) / "hashpar-bench"
+    return args
+
+
+def bench(
+    name: str, candidates: list[tools.Tool], files: int, nbytes: int, rounds: int, pre_rounds: int
+) -> tuple[list[Row], dict[str, list[tuple[str, float]]]]:
+    """Preselect arrangements, sample memory once per tool, then time in alternation."""
+    by_family: dict[str, list[tools.Tool]] = {}
+    for t in candidates:
+        by_family.setdefault(t.family + "\0" + t.algo, []).append(t)
+    multi = [t for group in by_family.values() if len(group) > 1 for t in group]
+    pre_times: dict[str, list[float]] = {t.label: [] for t in multi}
+    for _ in range(pre_rounds):
+        for t in multi:
+            res = measure.timed(t.argv)
+            pre_times[t.label].append(res.seconds if res.returncode == 0 else float("inf"))
+    preselection: dict[str, list[tuple[str, float]]] = {}
+    kept: list[tools.Tool] = []
+    for group in by_family.values():
+        if len(group) == 1:
+            kept.append(group[0])
+            continue
+        tried = [(t.label, measure.median(pre_times[t.label])) for t in group]
+        preselection[group[0].family] = tried
+        fastest = min(tried, key=lambda lt: lt[1])[0]
+        kept.append(next(t for t in group if t.label == fastest))
+    rows = [Row(name, t.label, t.family, t.algo, t.kind, list(t.argv), files, nbytes) for t in kept]
+    for row in rows:
+        res = measure.sampled(row.argv)
+        row.peak_rss, row.peak_pss = res.peak_rss, res.peak_pss
+        if res.returncode != 0:
+            last = res.stderr_tail.splitlines()[-1] if res.stderr_tail else ""
+            row.error = f"exit {res.returncode}: {last}"
+            log(f"  {row.label} ({row.algo}) failed: {row.error}")
+    for i in range(rounds):
+        for row in rows:
+            if row.error:
+                continue
+            res = measure.timed(row.argv)
+            if res.returncode != 0:
+                row.error = f"exit {res.returncode}: {res.stderr_tail[-200:]}"
+                continue
+            row.times.append(res.seconds)
+        log(f"  {name}: round {i + 1}/{rounds} done")
+    return rows, preselection
+
+
+def manifests_for(base: tuple[str, ...], corpus: corpora.Corpus, workdir: Path) -> dict[str, Path]:
+    """Write a manifest per algorithm for the verify rows (outside the corpus)."""
+    out: dict[str, Path] = {}
+    workdir.mkdir(parents=True, exist_ok=True)
+    for algo in ("blake3", "sha256"):
+        path = workdir / f"{corpus.path.name}-{algo}.json"
+        res = measure.timed(
+            (*base, "make", str(corpus.path), "--algo", algo, "-q", "-o", str(path))
+        )
+        if res.returncode == 0 and path.exists():
+            out[algo] = path
+        else:
+            log(f"  make -o for verify failed on {corpus.name}/{algo}: {res.stderr_tail[-200:]}")
+    return out
+
+
+def million(
+    base: tuple[str, ...], args: argparse.Namespace, empty_rss: int | None
+) -> dict[str, Any]:
+    """Peak tree memory of make and verify on 1,000,000 tiny files, and bytes per entry."""
+    corpus = corpora.ensure("million", args.dir, args.quick, log)
+    measure.warm_page_cache(corpus.path)
+    result: dict[str, Any] = {"files": corpus.files, "bytes": corpus.bytes}
+    manifest = args.dir / "manifests" / f"{corpus.path.name}-blake3.json"
+    make = (*base, "make", str(corpus.path), "-q", "-o", str(manifest))
+    res = measure.sampled(make, interval=0.01)
+    result["make"] = {
+        "seconds": res.seconds,
+        "peak_rss": res.peak_rss,
+        "peak_pss": res.peak_pss,
+        "exit": res.returncode,
+    }
+    if res.returncode == 0:
+        res = measure.sampled(
+            (*base, "verify", str(manifest), "--root", str(corpus.path), "-q"), interval=0.01
+        )
+        result["verify"] = {
+            "seconds": res.seconds,
+            "peak_rss": res.peak_rss,
+            "peak_pss": res.peak_pss,
+            "exit": res.returncode,
+        }
+    if empty_rss and result["make"]["exit"] == 0:
+        result["base_rss"] = empty_rss
+        result["bytes_per_entry"] = (result["make"]["peak_rss"] - empty_rss) / corpus.files
+    return result
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = parse_args(argv)
+    args.dir.mkdir(parents=True, exist_ok=True)
+    wanted = [c for c in args.corpus.split(",") if c]
+    unknown = [c for c in wanted if c not in ("big", "small", "real")]
+    if unknown:
+        print(f"unknown corpus: {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    notes: list[str] = list(tools.missing_tools().values())
+    base, where = tools.resolve_hashpar(args.hashpar)
+    notes.append(where)
+    rows: list[Row] = []
+    pre: dict[str, dict[str, list[tuple[str, float]]]] = {}
+    extra: dict[str, Any] = {
+        "machine": tools.machine(base, args.dir),
+        "command": " ".join(sys.argv),
+    }
+    pre_rounds = 1 if args.quick else 2
+
+    empty = corpora.ensure("empty", args.dir, args.quick, log)
+    ten = corpora.ensure("ten", args.dir, args.quick, log)
+    log("start-up")
+    startup, _ = bench(
+        "startup",
+        tools.startup_tools(base, empty.path, ten.path),
+        0,
+        0,
+        max(10, args.rounds * 3),
+        0,
+    )
+    rows += startup
+
+    selected: dict[str, corpora.Corpus] = {}
+    for name in wanted:
+        corpus = corpora.ensure(name, args.dir, args.quick, log)
+        selected[name] = corpus
+        log(f"{name}: {corpus.files} files, {corpus.bytes / 1e6:.0f} MB; warming the page cache")
+        measure.warm_page_cache(corpus.path)
+        candidates = [] if args.no_peers else tools.peers(corpus.path, corpus.files)
+        if base is not None:
+            manifests = manifests_for(base, corpus, args.dir / "manifests")
+            candidates += tools.hashpar_tools(base, corpus.path, manifests)
+        got, pre[name] = bench(
+            name, candidates, corpus.files, corpus.bytes, args.rounds, pre_rounds
+        )
+        rows += got
+
+    if args.million:
+        if base is None:
+            notes.append("--million skipped: hashpar is not installed")
+        else:
+            log("million tiny files")
+            empty_row = report.find(rows, "startup", "blake3", "hashpar make (empty dir)")
+            extra["million"] = million(base, args, empty_row.peak_rss if empty_row else None)
+
+    sweeps: list[sweep.SweepResult] = []
+    if args.sweep or args.sweep_only:
+        only = set(args.sweep_only.split(",")) if args.sweep_only else None
+        sweeps, sweep_notes = sweep.run_sweeps(selected, args.rounds, log, only)
+        notes += sweep_notes
+
+    md = render(rows, pre, extra, sweeps, notes, args)
+    print(md)
+    json_path = args.json or (
+        args.out.with_suffix(".json") if args.out else args.dir / "results.json"
+    )
+    if args.out:
+        args.out.write_text(md + "\n")
+    payload = {
+        **extra,
+        "notes": notes,
+        "rows": [dataclasses.asdict(r) | {"median": r.median} for r in rows],
+        "preselection": pre,
+        "bar": [dataclasses.asdict(b) for b in report.bar(rows, extra)],
+        "sweeps": sweep.as_json(sweeps),
+        "corpora": {
+            n: {"files": c.files, "bytes": c.bytes, "params": c.params} for n, c in selected.items()
+        },
+    }
+    json_path.write_text(json.dumps(payload, indent=1, default=str) + "\n")
+    log(f"raw results in {json_path}")
+    return 0
+
+
+def render(
+    rows: list[Row],
+    pre: dict[str, Any],
+    extra: dict[str, Any],
+    sweeps: list[sweep.SweepResult],
+    notes: list[str],
+    args: argparse.Namespace,
+) -> str:
+    m = extra["machine"]
+    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in m["flags"].items())
+    size = "quick" if args.quick else "full size"
+    parts = [
+        f"# hashpar benchmark ({size}, {args.rounds} rounds, medians)",
+        "",
+        f"Command: `{extra['command']}`  ",
+        (
+            f"Machine: {m['cpu']}, {m['cores']} cores ({flags}), {m['memory_gib']} GiB, "
+            f"Linux {m['kernel']}, Python {m['python']}, corpora on {m['filesystem']}  "
+        ),
+        "Versions: " + "; ".join(f"{k} {v}" for k, v in m["versions"].items()),
+        "",
+    ]
+    parts += [f"- {n}" for n in notes] + [""]
+    parts += ["## Start-up", "", report.startup_table(rows), ""]
+    for corpus in dict.fromkeys(r.corpus for r in rows if r.corpus != "startup"):
+        first = next(r for r in rows if r.corpus == corpus)
+        parts += [
+            f"## {corpus}: {first.files} files, {first.bytes / 1e6:.0f} MB",
+            "",
+            report.corpus_table(rows, corpus),
+            "",
+        ]
+    parts += ["## hashpar: -j 1 vs -j 2, verify vs make", "", report.scaling_table(rows), ""]
+    if "million" in extra:
+        mil = extra["million"]
+        parts += [
+            "## 1,000,000 tiny files (hashpar, BLAKE3)",
+            "",
+            "```",
+            json.dumps(mil, indent=1),
+            "```",
+            "",
+        ]
+    parts += ["## The bar (issue 4)", "", report.bar_table(report.bar(rows, extra)), ""]
+    parts += ["## Arrangements tried per peer (preselection)", "", report.preselect_table(pre), ""]
+    if sweeps:
+        parts += ["## Sweeps of hashpar's defaults", "", sweep.markdown(sweeps)]
+    return "\n".join(parts)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
