@@ -36,6 +36,10 @@ SIZES: dict[str, tuple[dict[str, Any], dict[str, Any]]] = {
         {"files": 400, "dirs": 20, "max_size": 16 * 1024},
     ),
     "real": ({"max_files": None}, {"max_files": 500}),
+    "tiny": (
+        {"files": 400, "dirs": 20, "max_size": 16 * 1024},
+        {"files": 400, "dirs": 20, "max_size": 16 * 1024},
+    ),
     "ten": ({"files": 10, "size": 1024}, {"files": 10, "size": 1024}),
     "empty": ({}, {}),
     "million": (
@@ -137,7 +141,7 @@ def _copy_real(root: Path, max_files: int | None) -> tuple[int, int]:
 def _generate(name: str, root: Path, params: dict[str, Any]) -> tuple[int, int]:
     if name == "big":
         return _gen_big(root, **params)
-    if name in ("small", "million"):
+    if name in ("small", "tiny", "million"):
         return _gen_many(root, **params)
     if name == "ten":
         rng = random.Random(SEED + 2)

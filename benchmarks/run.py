@@ -215,7 +215,10 @@ def main(argv: list[str] | None = None) -> int:
     sweeps: list[sweep.SweepResult] = []
     if args.sweep or args.sweep_only:
         only = set(args.sweep_only.split(",")) if args.sweep_only else None
-        sweeps, sweep_notes = sweep.run_sweeps(selected, args.rounds, log, only)
+        targets = dict(selected)
+        for name in ("ten", "tiny"):  # the in-process (no pool) threshold needs small trees
+            targets[name] = corpora.ensure(name, args.dir, args.quick, log)
+        sweeps, sweep_notes = sweep.run_sweeps(targets, args.rounds, log, only)
         notes += sweep_notes
 
     md = render(rows, pre, extra, sweeps, notes, args)

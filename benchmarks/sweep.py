@@ -14,6 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import importlib
+import inspect
+import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -37,6 +39,12 @@ SWEEPS: list[tuple[str, list[int], list[tuple[str, str]]]] = [
         "batch_bytes",
         [1 * MiB, 4 * MiB, 16 * MiB, 64 * MiB, 256 * MiB],
         [("small", "blake3"), ("real", "blake3")],
+    ),
+    ("window_per_worker", [1, 2, 4, 8, 16], [("small", "blake3")]),
+    (
+        "inline_max_files",
+        [0, 16, 64, 256, 1024],
+        [("ten", "blake3"), ("tiny", "blake3")],
     ),
     (
         "blake3_threads_min",
@@ -73,12 +81,14 @@ def load() -> tuple[Any, str]:
 
 
 def _default_jobs(mod: Any) -> int | None:
-    """The library's default ``jobs`` if it is a plain int (it may be None = 'all cores')."""
-    import inspect
-
+    """The number of workers ``make_manifest`` uses when ``jobs`` is not given."""
     param = inspect.signature(mod.make_manifest).parameters.get("jobs")
     default = param.default if param is not None else None
-    return default if isinstance(default, int) else None
+    if isinstance(default, int):
+        return default
+    # None means "the CPUs this process may use": ask the library, else count them.
+    default_jobs = getattr(mod, "default_jobs", None)
+    return int(default_jobs()) if callable(default_jobs) else os.cpu_count()
 
 
 def run_sweeps(
@@ -124,7 +134,6 @@ def _sweep_one(
 ) -> SweepResult:
     times: dict[int, list[float]] = {v: [] for v in values}
     errors: dict[int, str] = {}
-    base_jobs = _default_jobs(mod)
     for _ in range(rounds + 1):  # the first round only warms up
         for value in values:
             if value in errors:
@@ -133,9 +142,7 @@ def _sweep_one(
             if setting == "jobs":
                 kwargs["jobs"] = value
                 kwargs["tuning"] = defaults
-            else:
-                if base_jobs is not None:
-                    kwargs["jobs"] = base_jobs
+            else:  # jobs left to the library's default
                 kwargs["tuning"] = dataclasses.replace(defaults, **{setting: value})
             start = time.perf_counter()
             try:
@@ -152,8 +159,11 @@ def as_json(results: list[SweepResult]) -> list[dict[str, Any]]:
     return [{**dataclasses.asdict(r), "best": r.best()} for r in results]
 
 
+BYTE_SETTINGS = {"buffer_size", "batch_bytes", "blake3_threads_min", "inline_max_bytes"}
+
+
 def _human(setting: str, value: int) -> str:
-    if setting == "jobs" or value < KiB:
+    if setting not in BYTE_SETTINGS or value < KiB:
         return str(value)
     if value >= 1 << 40:
         return "off"

@@ -135,14 +135,22 @@ def peers(root: Path, files: int) -> list[Tool]:
 
 
 def resolve_hashpar(option: str | None) -> tuple[tuple[str, ...] | None, str]:
-    """The argv prefix that runs hashpar, and a note saying where it came from."""
+    """The argv prefix that runs hashpar, and a note saying where it came from.
+
+    The console script installed beside this interpreter comes first: a ``hashpar`` found on
+    PATH may be a version manager's shim (pyenv's is a bash script that costs ~0.2 s per
+    call here), which would be timed as if it were hashpar's own start-up.
+    """
     if option:
         argv = tuple(shlex.split(option))
         if shutil.which(argv[0]) is None:
             return None, f"--hashpar {option!r}: {argv[0]} not found"
         return argv, f"hashpar run as {option!r}"
+    beside = Path(sys.executable).parent / "hashpar"
+    if beside.is_file() and os.access(beside, os.X_OK):
+        return (str(beside),), f"hashpar run as {beside}"
     exe = shutil.which("hashpar")
-    if exe:
+    if exe and "/shims/" not in exe:
         return (exe,), f"hashpar run as {exe}"
     if importlib.util.find_spec("hashpar") is not None:
         return (sys.executable, "-m", "hashpar"), "hashpar run as python -m hashpar"
