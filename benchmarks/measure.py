@@ -18,11 +18,20 @@ What the memory numbers mean, and their limits (also stated in README.md):
   one interval (one ``b3sum`` started by ``xargs`` on a tiny batch), can be missed.
 * The kernel's ``ru_maxrss`` is not used: it is the peak of one process, not of the tree, and
   a forked child inherits the high-water mark of the harness that forked it.
+
+Every run also records ``foreign``: the share of the machine's CPU capacity that *other*
+processes used while it ran (busy time from ``/proc/stat``, steal included, minus the CPU
+time of this harness and of the waited-for process tree, over wall time x cores). On a
+shared machine this tells a clean measurement from one that competed with a neighbour;
+``run.py`` retries runs above a threshold. Its resolution is one clock tick (10 ms) per
+core, so it means little for runs shorter than about 0.2 s. CPU of a descendant that is
+never waited for (an orphan reaped by init) counts as foreign.
 """
 
 from __future__ import annotations
 
 import os
+import resource
 import subprocess
 import tempfile
 import threading
@@ -32,6 +41,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+TICK = os.sysconf("SC_CLK_TCK")
+NCPU = os.cpu_count() or 1
 
 
 @dataclass(frozen=True)
@@ -44,6 +55,23 @@ class RunResult:
     peak_rss: int = 0  # bytes, sampled sum over the tree (0 when not sampled)
     peak_pss: int = 0  # bytes, sampled sum over the tree (0 when not sampled)
     samples: int = 0
+    foreign: float = 0.0  # share of all cores used by other processes during the run
+
+
+def _machine_busy() -> float:
+    """CPU seconds spent busy by all cores since boot (user, nice, system, irq, softirq,
+    steal; idle and iowait excluded)."""
+    with open("/proc/stat", "rb") as f:
+        fields = [int(x) for x in f.readline().split()[1:9]]
+    user, nice, system, _idle, _iowait, irq, softirq, steal = fields
+    return (user + nice + system + irq + softirq + steal) / TICK
+
+
+def _own_cpu() -> float:
+    """CPU seconds of this harness plus every waited-for descendant."""
+    me = resource.getrusage(resource.RUSAGE_SELF)
+    kids = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
 
 
 def _stat_ppid(pid: str) -> int | None:
@@ -121,6 +149,7 @@ class TreeSampler(threading.Thread):
 
 def _run(argv: Sequence[str], cwd: Path | None, interval: float | None) -> RunResult:
     with open(os.devnull, "wb") as devnull, tempfile.TemporaryFile() as err:
+        busy0, own0 = _machine_busy(), _own_cpu()
         start = time.perf_counter()
         proc = subprocess.Popen(
             list(argv), stdin=subprocess.DEVNULL, stdout=devnull, stderr=err, cwd=cwd
@@ -130,6 +159,7 @@ def _run(argv: Sequence[str], cwd: Path | None, interval: float | None) -> RunRe
             sampler.start()
         _, status = os.waitpid(proc.pid, 0)
         seconds = time.perf_counter() - start
+        others = (_machine_busy() - busy0) - (_own_cpu() - own0)
         proc.returncode = os.waitstatus_to_exitcode(status)
         if sampler:
             sampler.stop()
@@ -142,6 +172,7 @@ def _run(argv: Sequence[str], cwd: Path | None, interval: float | None) -> RunRe
         peak_rss=sampler.peak_rss if sampler else 0,
         peak_pss=sampler.peak_pss if sampler else 0,
         samples=sampler.samples if sampler else 0,
+        foreign=max(0.0, others) / (seconds * NCPU),
     )
 
 
@@ -153,6 +184,18 @@ def timed(argv: Sequence[str], cwd: Path | None = None) -> RunResult:
 def sampled(argv: Sequence[str], cwd: Path | None = None, interval: float = 0.002) -> RunResult:
     """Run ``argv`` while sampling the memory of its whole process tree."""
     return _run(argv, cwd, interval)
+
+
+def wait_for_quiet(limit: float, timeout: float, window: float = 0.1) -> float:
+    """Wait (at most ``timeout`` s) until other processes use at most ``limit`` of the
+    machine's CPU over a ``window``; return the last share seen (the run goes ahead anyway)."""
+    deadline = time.monotonic() + timeout
+    while True:
+        busy0, own0 = _machine_busy(), _own_cpu()
+        time.sleep(window)
+        share = ((_machine_busy() - busy0) - (_own_cpu() - own0)) / (window * NCPU)
+        if share <= limit or time.monotonic() >= deadline:
+            return max(0.0, share)
 
 
 def warm_page_cache(root: Path) -> tuple[int, int]:

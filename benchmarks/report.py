@@ -29,6 +29,7 @@ class Row:
     peak_rss: int = 0
     peak_pss: int = 0
     error: str = ""
+    foreign: list[float] = field(default_factory=list)  # others' share of the CPU, per run
 
     @property
     def median(self) -> float | None:
@@ -61,18 +62,22 @@ def _fmt(x: float | None, digits: int = 3) -> str:
     return "—" if x is None else f"{x:.{digits}f}"
 
 
+def _share(values: list[float]) -> str:
+    return f"{median(values):.0%}" if values else "-"
+
+
 def corpus_table(rows: list[Row], corpus: str) -> str:
     out = [
         (
             "| tool | algo | median s | min-max s | MB/s | files/s | peak RSS MB (tree) "
-            "| peak PSS MB | x best native |"
+            "| peak PSS MB | x best native | others' CPU |"
         ),
-        "|---|---|---|---|---|---|---|---|---|",
+        "|---|---|---|---|---|---|---|---|---|---|",
     ]
     for r in (r for r in rows if r.corpus == corpus):
         m = r.median
         if m is None:
-            out.append(f"| {r.label} | {r.algo} | failed: {r.error[:80]} | | | | | | |")
+            out.append(f"| {r.label} | {r.algo} | failed: {r.error[:80]} | | | | | | | |")
             continue
         ref = best_native(rows, corpus, r.algo)
         ratio = m / ref.median if ref and ref.median else None
@@ -81,7 +86,8 @@ def corpus_table(rows: list[Row], corpus: str) -> str:
         fps = r.files / m if r.files else None
         out.append(
             f"| {r.label} | {r.algo} | {m:.3f} | {spread} | {_fmt(mbs, 0)} | {_fmt(fps, 0)} "
-            f"| {r.peak_rss / MB:.0f} | {r.peak_pss / MB:.0f} | {_fmt(ratio, 2)} |"
+            f"| {r.peak_rss / MB:.0f} | {r.peak_pss / MB:.0f} | {_fmt(ratio, 2)} "
+            f"| {_share(r.foreign)} |"
         )
     return "\n".join(out)
 
