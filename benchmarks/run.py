@@ -227,7 +227,7 @@ def main(argv: list[str] | None = None) -> int:
         tools.startup_tools(base, empty.path, ten.path),
         0,
         0,
-        max(10, args.rounds * 3),
+        args.rounds if args.quick else max(10, args.rounds * 3),
         0,
         args,
     )
@@ -242,7 +242,7 @@ def main(argv: list[str] | None = None) -> int:
         candidates = [] if args.no_peers else tools.peers(corpus.path, corpus.files)
         if base is not None:
             manifests = manifests_for(base, corpus, args.dir / "manifests")
-            candidates += tools.hashpar_tools(base, corpus.path, manifests)
+            candidates += tools.hashpar_tools(base, corpus.path, manifests, not args.quick)
         got, pre[name] = bench(
             name, candidates, corpus.files, corpus.bytes, args.rounds, pre_rounds, args
         )

@@ -157,13 +157,15 @@ def resolve_hashpar(option: str | None) -> tuple[tuple[str, ...] | None, str]:
     return None, "hashpar is not installed (pip install -e .): hashpar rows skipped"
 
 
-def hashpar_tools(base: tuple[str, ...], root: Path, manifests: dict[str, Path]) -> list[Tool]:
-    """make (default jobs, -j 1, -j 2) and verify, for both algorithms."""
+def hashpar_tools(
+    base: tuple[str, ...], root: Path, manifests: dict[str, Path], scaling: bool = True
+) -> list[Tool]:
+    """make (default jobs, and with ``scaling`` -j 1 and -j 2) and verify, both algorithms."""
     tools = []
     for algo in ("blake3", "sha256"):
         make = (*base, "make", str(root), "--algo", algo, "-q")
         tools.append(Tool("hashpar make", "hashpar make", algo, "hashpar", make))
-        for jobs in (1, 2):
+        for jobs in (1, 2) if scaling else ():
             label = f"hashpar make -j {jobs}"
             tools.append(Tool(label, label, algo, "hashpar", (*make, "-j", str(jobs))))
         if algo in manifests:
