@@ -25,6 +25,7 @@ from typing import Any
 
 import corpora
 import measure
+import profiling
 import report
 import sweep
 import tools
@@ -57,6 +58,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--sweep-only", help="comma-separated settings to sweep (implies --sweep)")
     p.add_argument(
         "--million", action="store_true", help="also measure memory on 1,000,000 tiny files"
+    )
+    p.add_argument(
+        "--profile", action="store_true", help="py-spy one hashpar make of the small corpus"
     )
     p.add_argument("--no-peers", action="store_true", help="time hashpar only")
     p.add_argument(
@@ -256,6 +260,16 @@ def main(argv: list[str] | None = None) -> int:
             empty_row = report.find(rows, "startup", "blake3", "hashpar make (empty dir)")
             extra["million"] = million(base, args, empty_row.peak_rss if empty_row else None)
 
+    if args.profile:
+        target = next((selected[c] for c in ("small", "real", "big") if c in selected), None)
+        if base is None or target is None:
+            notes.append("--profile skipped: needs hashpar and a corpus")
+        else:
+            for algo in ("blake3", "sha256"):
+                log(f"profiling hashpar make {target.name} --algo {algo}")
+                text, _ = profiling.profile_make(base, target.path, algo, args.dir)
+                extra.setdefault("profiles", {})[f"{target.name} {algo}"] = text
+
     sweeps: list[sweep.SweepResult] = []
     if args.sweep or args.sweep_only:
         only = set(args.sweep_only.split(",")) if args.sweep_only else None
@@ -333,6 +347,8 @@ def render(
         ]
     parts += ["## The bar (issue 4)", "", report.bar_table(report.bar(rows, extra)), ""]
     parts += ["## Arrangements tried per peer (preselection)", "", report.preselect_table(pre), ""]
+    for title, text in extra.get("profiles", {}).items():
+        parts += [f"## Profile: hashpar make, {title}", "", text, ""]
     if sweeps:
         parts += ["## Sweeps of hashpar's defaults", "", sweep.markdown(sweeps)]
     return "\n".join(parts)
