@@ -36,7 +36,7 @@ import subprocess
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,6 +184,16 @@ def timed(argv: Sequence[str], cwd: Path | None = None) -> RunResult:
 def sampled(argv: Sequence[str], cwd: Path | None = None, interval: float = 0.002) -> RunResult:
     """Run ``argv`` while sampling the memory of its whole process tree."""
     return _run(argv, cwd, interval)
+
+
+def timed_call(fn: Callable[[], object]) -> tuple[float, float]:
+    """Call ``fn`` in this process; return (wall seconds, other processes' CPU share)."""
+    busy0, own0 = _machine_busy(), _own_cpu()
+    start = time.perf_counter()
+    fn()
+    seconds = time.perf_counter() - start
+    others = (_machine_busy() - busy0) - (_own_cpu() - own0)
+    return seconds, max(0.0, others) / (seconds * NCPU)
 
 
 def wait_for_quiet(limit: float, timeout: float, window: float = 0.1) -> float:

@@ -276,7 +276,13 @@ def main(argv: list[str] | None = None) -> int:
         targets = dict(selected)
         for name in ("ten", "tiny"):  # the in-process (no pool) threshold needs small trees
             targets[name] = corpora.ensure(name, args.dir, args.quick, log)
-        sweeps, sweep_notes = sweep.run_sweeps(targets, args.rounds, log, only)
+        sweeps, sweep_notes = sweep.run_sweeps(
+            targets,
+            args.rounds,
+            log,
+            only,
+            sweep.Policy(args.max_foreign, args.retries, args.quiet_timeout),
+        )
         notes += sweep_notes
 
     md = render(rows, pre, extra, sweeps, notes, args)
