@@ -81,6 +81,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         args.retries = 0 if args.quick else 2
     if args.quiet_timeout is None:
         args.quiet_timeout = 0.0 if args.quick else 3.0
+    args.gate = measure.QuietGate(args.max_foreign, args.quiet_timeout)
     args.dir = args.dir or Path(tempfile.gettempdir()) / "hashpar-bench"
     return args
 
@@ -92,8 +93,7 @@ def clean_run(argv: tuple[str, ...] | list[str], args: argparse.Namespace) -> me
     foreign-load estimate has 10 ms resolution)."""
     best: measure.RunResult | None = None
     for _ in range(args.retries + 1):
-        if args.quiet_timeout > 0:
-            measure.wait_for_quiet(args.max_foreign, args.quiet_timeout)
+        args.gate.wait()
         res = measure.timed(argv)
         if res.returncode != 0:
             return res
@@ -281,7 +281,7 @@ def main(argv: list[str] | None = None) -> int:
             args.rounds,
             log,
             only,
-            sweep.Policy(args.max_foreign, args.retries, args.quiet_timeout),
+            sweep.Policy(args.max_foreign, args.retries, args.gate),
         )
         notes += sweep_notes
 

@@ -18,11 +18,11 @@ import importlib
 import inspect
 import os
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from corpora import Corpus
-from measure import median, timed_call, wait_for_quiet
+from measure import QuietGate, median, timed_call
 
 KiB, MiB = 1 << 10, 1 << 20
 
@@ -60,7 +60,7 @@ class Policy:
 
     max_foreign: float = 0.15
     retries: int = 0
-    quiet_timeout: float = 0.0
+    gate: QuietGate = field(default_factory=lambda: QuietGate(0.15, 0.0))
 
 
 @dataclass
@@ -178,8 +178,7 @@ def _clean_call(fn: Callable[[], object], policy: Policy) -> tuple[float, float]
     """Like run.clean_run, in-process: wait for quiet, retry a call that shared the CPU."""
     best: tuple[float, float] | None = None
     for _ in range(policy.retries + 1):
-        if policy.quiet_timeout > 0:
-            wait_for_quiet(policy.max_foreign, policy.quiet_timeout)
+        policy.gate.wait()
         seconds, share = timed_call(fn)
         if best is None or share < best[1]:
             best = (seconds, share)
