@@ -172,36 +172,64 @@ def manifests_for(base: tuple[str, ...], corpus: corpora.Corpus, workdir: Path) 
     return out
 
 
-def million(
-    base: tuple[str, ...], args: argparse.Namespace, empty_rss: int | None
-) -> dict[str, Any]:
-    """Peak tree memory of make and verify on 1,000,000 tiny files, and bytes per entry."""
+def million(base: tuple[str, ...], args: argparse.Namespace, empty: Row | None) -> dict[str, Any]:
+    """Peak tree memory of make (-j default and 1) and verify on 1,000,000 tiny files, and
+    the bytes per entry beyond the make of an empty directory (the fixed base)."""
     corpus = corpora.ensure("million", args.dir, args.quick, log)
     measure.warm_page_cache(corpus.path)
-    result: dict[str, Any] = {"files": corpus.files, "bytes": corpus.bytes}
     manifest = args.dir / "manifests" / f"{corpus.path.name}-blake3.json"
-    make = (*base, "make", str(corpus.path), "-q", "-o", str(manifest))
-    res = measure.sampled(make, interval=0.01)
-    result["make"] = {
-        "seconds": res.seconds,
-        "peak_rss": res.peak_rss,
-        "peak_pss": res.peak_pss,
-        "exit": res.returncode,
+    manifest.parent.mkdir(parents=True, exist_ok=True)
+    make = (*base, "make", str(corpus.path), "-q")
+    commands = {
+        "make -o FILE": (*make, "-o", str(manifest)),
+        "make -j 1": (*make, "-j", "1"),
+        "verify": (*base, "verify", str(manifest), "--root", str(corpus.path), "-q"),
     }
-    if res.returncode == 0:
-        res = measure.sampled(
-            (*base, "verify", str(manifest), "--root", str(corpus.path), "-q"), interval=0.01
-        )
-        result["verify"] = {
+    base_rss, base_pss = (empty.peak_rss, empty.peak_pss) if empty else (0, 0)
+    runs: dict[str, dict[str, Any]] = {}
+    for label, argv in commands.items():
+        log(f"  {label} on {corpus.files} files")
+        res = measure.sampled(argv, interval=0.01)
+        runs[label] = {
             "seconds": res.seconds,
+            "exit": res.returncode,
             "peak_rss": res.peak_rss,
             "peak_pss": res.peak_pss,
-            "exit": res.returncode,
+            "rss_per_entry": (res.peak_rss - base_rss) / corpus.files if base_rss else None,
+            "pss_per_entry": (res.peak_pss - base_pss) / corpus.files if base_pss else None,
+            "error": res.stderr_tail.splitlines()[-1] if res.returncode else "",
         }
-    if empty_rss and result["make"]["exit"] == 0:
-        result["base_rss"] = empty_rss
-        result["bytes_per_entry"] = (result["make"]["peak_rss"] - empty_rss) / corpus.files
-    return result
+    ok = [r["rss_per_entry"] for r in runs.values() if r["exit"] == 0 and r["rss_per_entry"]]
+    return {
+        "files": corpus.files,
+        "bytes": corpus.bytes,
+        "base_rss": base_rss,
+        "base_pss": base_pss,
+        "runs": runs,
+        "bytes_per_entry": max(ok) if ok else None,
+    }
+
+
+def million_table(mil: dict[str, Any]) -> str:
+    out = [
+        f"{mil['files']} files, {mil['bytes'] / 1e6:.0f} MB; fixed base = make of an empty "
+        f"directory: {mil['base_rss'] / 1e6:.0f} MB RSS, {mil['base_pss'] / 1e6:.0f} MB PSS",
+        "",
+        "| hashpar (BLAKE3) | s | peak RSS MB | peak PSS MB | RSS B/entry | PSS B/entry |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, r in mil["runs"].items():
+        if r["exit"]:
+            out.append(f"| {label} | failed: exit {r['exit']} {r['error'][:60]} | | | | |")
+            continue
+        per = [
+            f"{x:.0f}" if x is not None else "-" for x in (r["rss_per_entry"], r["pss_per_entry"])
+        ]
+        out.append(
+            f"| {label} | {r['seconds']:.1f} | {r['peak_rss'] / 1e6:.0f} "
+            f"| {r['peak_pss'] / 1e6:.0f} | {per[0]} | {per[1]} |"
+        )
+    return "\n".join(out)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -258,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
         else:
             log("million tiny files")
             empty_row = report.find(rows, "startup", "blake3", "hashpar make (empty dir)")
-            extra["million"] = million(base, args, empty_row.peak_rss if empty_row else None)
+            extra["million"] = million(base, args, empty_row)
 
     if args.profile:
         target = next((selected[c] for c in ("small", "real", "big") if c in selected), None)
@@ -343,14 +371,7 @@ def render(
     parts += ["## hashpar: -j 1 vs -j 2, verify vs make", "", report.scaling_table(rows), ""]
     if "million" in extra:
         mil = extra["million"]
-        parts += [
-            "## 1,000,000 tiny files (hashpar, BLAKE3)",
-            "",
-            "```",
-            json.dumps(mil, indent=1),
-            "```",
-            "",
-        ]
+        parts += ["## Memory on many tiny files", "", million_table(mil), ""]
     parts += ["## The bar (issue 4)", "", report.bar_table(report.bar(rows, extra)), ""]
     parts += ["## Arrangements tried per peer (preselection)", "", report.preselect_table(pre), ""]
     for title, text in extra.get("profiles", {}).items():
