@@ -64,6 +64,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument("--no-peers", action="store_true", help="time hashpar only")
     p.add_argument(
+        "--no-tables", action="store_true", help="skip the comparison (sweeps, million only)"
+    )
+    p.add_argument(
         "--max-foreign",
         type=float,
         default=0.15,
@@ -271,6 +274,8 @@ def main(argv: list[str] | None = None) -> int:
         selected[name] = corpus
         log(f"{name}: {corpus.files} files, {corpus.bytes / 1e6:.0f} MB; warming the page cache")
         measure.warm_page_cache(corpus.path)
+        if args.no_tables:
+            continue
         candidates = [] if args.no_peers else tools.peers(corpus.path, corpus.files)
         if base is not None:
             manifests = manifests_for(base, corpus, args.dir / "manifests")

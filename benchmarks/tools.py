@@ -208,6 +208,26 @@ def _dist_version(name: str) -> str:
         return "not installed"
 
 
+def _hashpar_source() -> str:
+    """The git commit of the hashpar package this Python imports, '+dirty' if it differs."""
+    spec = importlib.util.find_spec("hashpar")
+    if spec is None or spec.origin is None:
+        return "not importable"
+    package = Path(spec.origin).parent
+    head = _first_line(["git", "-C", str(package), "rev-parse", "--short", "HEAD"])
+    try:
+        status = subprocess.run(
+            ["git", "-C", str(package), "status", "--porcelain", "."],
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        ).stdout
+    except (OSError, subprocess.TimeoutExpired):
+        status = ""
+    return f"{package} @ {head}{'+dirty' if status.strip() else ''}"
+
+
 def machine(hashpar: tuple[str, ...] | None, corpus_dir: Path) -> dict[str, object]:
     """CPU, flags, memory, kernel, file system and every tool's version."""
     cpuinfo = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
@@ -231,6 +251,7 @@ def machine(hashpar: tuple[str, ...] | None, corpus_dir: Path) -> dict[str, obje
         if shutil.which(exe)
     }
     versions["hashpar"] = _first_line([*hashpar, "--version"]) if hashpar else "not installed"
+    versions["hashpar source"] = _hashpar_source()
     versions["blake3 (Python)"] = _dist_version("blake3")
     fs = _first_line(["stat", "-f", "-c", "%T", str(corpus_dir)])
     return {
