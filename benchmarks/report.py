@@ -94,16 +94,17 @@ def corpus_table(rows: list[Row], corpus: str) -> str:
 
 def startup_table(rows: list[Row]) -> str:
     out = [
-        "| command | algo | median s | min-max s | peak RSS MB (tree) | peak PSS MB |",
-        "|---|---|---|---|---|---|",
+        "| command | algo | median s | min-max s | peak RSS MB (tree) | peak PSS MB "
+        "| others' CPU |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in (r for r in rows if r.corpus == "startup"):
         if r.median is None:
-            out.append(f"| {r.label} | {r.algo} | failed: {r.error[:80]} | | | |")
+            out.append(f"| {r.label} | {r.algo} | failed: {r.error[:80]} | | | | |")
             continue
         out.append(
             f"| {r.label} | {r.algo} | {r.median:.3f} | {min(r.times):.3f}-{max(r.times):.3f} "
-            f"| {r.peak_rss / MB:.0f} | {r.peak_pss / MB:.0f} |"
+            f"| {r.peak_rss / MB:.0f} | {r.peak_pss / MB:.0f} | {_share(r.foreign)} |"
         )
     return "\n".join(out)
 
@@ -121,6 +122,9 @@ def _ratio_row(
 ) -> BarRow:
     if num is None or den is None or num.median is None or den.median is None:
         return BarRow(target, "not measured", f"≤ {limit}", None)
+    if num.median - sub <= 0:
+        text = f"start-up ({sub:.3f} s) ≥ make ({num.median:.3f} s): not measurable"
+        return BarRow(target, text, f"≤ {limit}", None)
     ratio = (num.median - sub) / den.median
     text = f"{ratio:.2f} ({num.median - sub:.3f} s / {den.median:.3f} s {den.label})"
     return BarRow(target, text, f"≤ {limit}", ratio <= limit)
@@ -160,7 +164,9 @@ def bar(rows: list[Row], extra: dict[str, Any]) -> list[BarRow]:
         ("blake3", b3_fams, "best b3sum"),
         ("sha256", ("rhash x2",), "two rhash in parallel"),
     ):
-        empty = find(rows, "startup", algo, "hashpar make (empty dir)")
+        empty = find(rows, "big", algo, "hashpar make (empty dir)") or find(
+            rows, "startup", algo, "hashpar make (empty dir)"
+        )
         sub = (empty.median or 0.0) if empty else 0.0
         label = f"big {algo.upper()} hashing time (make - make of empty dir) vs {name}"
         row = _ratio_row(

@@ -280,9 +280,14 @@ def main(argv: list[str] | None = None) -> int:
         if base is not None:
             manifests = manifests_for(base, corpus, args.dir / "manifests")
             candidates += tools.hashpar_tools(base, corpus.path, manifests, not args.quick)
+            if name == "big":
+                candidates += tools.empty_make_tools(base, empty.path)
         got, pre[name] = bench(
             name, candidates, corpus.files, corpus.bytes, args.rounds, pre_rounds, args
         )
+        for row in got:
+            if row.family == "hashpar make (empty dir)":
+                row.files = row.bytes = 0
         rows += got
 
     if args.million:

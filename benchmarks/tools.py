@@ -174,6 +174,16 @@ def hashpar_tools(
     return tools
 
 
+def empty_make_tools(base: tuple[str, ...], empty: Path) -> list[Tool]:
+    """``hashpar make`` of an empty directory, timed in the big corpus's own rounds so that
+    the start-up subtracted from its time was measured under the same conditions."""
+    label = "hashpar make (empty dir)"
+    return [
+        Tool(label, label, algo, "hashpar", (*base, "make", str(empty), "--algo", algo, "-q"))
+        for algo in ("blake3", "sha256")
+    ]
+
+
 def startup_tools(base: tuple[str, ...] | None, empty: Path, ten: Path) -> list[Tool]:
     """Fixed costs: the interpreter alone, ``--version``, and make of tiny trees."""
     tools = [
