@@ -127,11 +127,12 @@ class TreeSampler(threading.Thread):
             parent = self._ppid[pid]
             if parent is not None:
                 children.setdefault(parent, []).append(int(pid))
-        tree, todo = [], [self.root]
+        tree: list[int] = []
+        todo = [self.root]
         while todo:
-            pid = todo.pop()
-            tree.append(pid)
-            todo.extend(children.get(pid, ()))
+            member = todo.pop()
+            tree.append(member)
+            todo.extend(children.get(member, []))
         return tree
 
     def run(self) -> None:

@@ -10,6 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+import sweep
 from measure import median
 
 MB = 1_000_000  # MB/s and RSS in decimal megabytes, as the issue's GB/s figures
@@ -302,3 +303,71 @@ def scaling_table(rows: list[Row]) -> str:
                 f"| {_fmt(mm)} | {_fmt(mv)} | {_fmt(vr, 2)} |"
             )
     return "\n".join(out)
+
+
+def million_table(mil: dict[str, Any]) -> str:
+    out = [
+        f"{mil['files']} files, {mil['bytes'] / 1e6:.0f} MB; fixed base = make of an empty "
+        f"directory: {mil['base_rss'] / 1e6:.0f} MB RSS, {mil['base_pss'] / 1e6:.0f} MB PSS",
+        "",
+        "| hashpar (BLAKE3) | s | peak RSS MB | peak PSS MB | RSS B/entry | PSS B/entry |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, r in mil["runs"].items():
+        if r["exit"]:
+            out.append(f"| {label} | failed: exit {r['exit']} {r['error'][:60]} | | | | |")
+            continue
+        per = [
+            f"{x:.0f}" if x is not None else "-" for x in (r["rss_per_entry"], r["pss_per_entry"])
+        ]
+        out.append(
+            f"| {label} | {r['seconds']:.1f} | {r['peak_rss'] / 1e6:.0f} "
+            f"| {r['peak_pss'] / 1e6:.0f} | {per[0]} | {per[1]} |"
+        )
+    return "\n".join(out)
+
+
+def render(
+    rows: list[Row],
+    pre: dict[str, Any],
+    extra: dict[str, Any],
+    sweeps: list[sweep.SweepResult],
+    notes: list[str],
+    quick: bool,
+    rounds: int,
+) -> str:
+    m = extra["machine"]
+    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in m["flags"].items())
+    size = "quick" if quick else "full size"
+    parts = [
+        f"# hashpar benchmark ({size}, {rounds} rounds, medians)",
+        "",
+        f"Command: `{extra['command']}`  ",
+        (
+            f"Machine: {m['cpu']}, {m['cores']} cores ({flags}), {m['memory_gib']} GiB, "
+            f"Linux {m['kernel']}, Python {m['python']}, corpora on {m['filesystem']}  "
+        ),
+        "Versions: " + "; ".join(f"{k} {v}" for k, v in m["versions"].items()),
+        "",
+    ]
+    parts += [f"- {n}" for n in notes] + [""]
+    parts += ["## Start-up", "", startup_table(rows), ""]
+    for corpus in dict.fromkeys(r.corpus for r in rows if r.corpus != "startup"):
+        first = next(r for r in rows if r.corpus == corpus)
+        parts += [
+            f"## {corpus}: {first.files} files, {first.bytes / 1e6:.0f} MB",
+            "",
+            corpus_table(rows, corpus),
+            "",
+        ]
+    parts += ["## hashpar: -j 1 vs -j 2, verify vs make", "", scaling_table(rows), ""]
+    if "million" in extra:
+        mil = extra["million"]
+        parts += ["## Memory on many tiny files", "", million_table(mil), ""]
+    parts += ["## The bar (issue 4)", "", bar_table(bar(rows, extra)), ""]
+    parts += ["## Arrangements tried per peer (preselection)", "", preselect_table(pre), ""]
+    for title, text in extra.get("profiles", {}).items():
+        parts += [f"## Profile: hashpar make, {title}", "", text, ""]
+    if sweeps:
+        parts += ["## Sweeps of hashpar's defaults", "", sweep.markdown(sweeps)]
+    return "\n".join(parts)

@@ -213,28 +213,6 @@ def million(base: tuple[str, ...], args: argparse.Namespace, empty: Row | None) 
     }
 
 
-def million_table(mil: dict[str, Any]) -> str:
-    out = [
-        f"{mil['files']} files, {mil['bytes'] / 1e6:.0f} MB; fixed base = make of an empty "
-        f"directory: {mil['base_rss'] / 1e6:.0f} MB RSS, {mil['base_pss'] / 1e6:.0f} MB PSS",
-        "",
-        "| hashpar (BLAKE3) | s | peak RSS MB | peak PSS MB | RSS B/entry | PSS B/entry |",
-        "|---|---|---|---|---|---|",
-    ]
-    for label, r in mil["runs"].items():
-        if r["exit"]:
-            out.append(f"| {label} | failed: exit {r['exit']} {r['error'][:60]} | | | | |")
-            continue
-        per = [
-            f"{x:.0f}" if x is not None else "-" for x in (r["rss_per_entry"], r["pss_per_entry"])
-        ]
-        out.append(
-            f"| {label} | {r['seconds']:.1f} | {r['peak_rss'] / 1e6:.0f} "
-            f"| {r['peak_pss'] / 1e6:.0f} | {per[0]} | {per[1]} |"
-        )
-    return "\n".join(out)
-
-
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     args.dir.mkdir(parents=True, exist_ok=True)
@@ -323,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         )
         notes += sweep_notes
 
-    md = render(rows, pre, extra, sweeps, notes, args)
+    md = report.render(rows, pre, extra, sweeps, notes, args.quick, args.rounds)
     print(md)
     json_path = args.json or (
         args.out.with_suffix(".json") if args.out else args.dir / "results.json"
@@ -344,51 +322,6 @@ def main(argv: list[str] | None = None) -> int:
     json_path.write_text(json.dumps(payload, indent=1, default=str) + "\n")
     log(f"raw results in {json_path}")
     return 0
-
-
-def render(
-    rows: list[Row],
-    pre: dict[str, Any],
-    extra: dict[str, Any],
-    sweeps: list[sweep.SweepResult],
-    notes: list[str],
-    args: argparse.Namespace,
-) -> str:
-    m = extra["machine"]
-    flags = ", ".join(f"{k} {'yes' if v else 'no'}" for k, v in m["flags"].items())
-    size = "quick" if args.quick else "full size"
-    parts = [
-        f"# hashpar benchmark ({size}, {args.rounds} rounds, medians)",
-        "",
-        f"Command: `{extra['command']}`  ",
-        (
-            f"Machine: {m['cpu']}, {m['cores']} cores ({flags}), {m['memory_gib']} GiB, "
-            f"Linux {m['kernel']}, Python {m['python']}, corpora on {m['filesystem']}  "
-        ),
-        "Versions: " + "; ".join(f"{k} {v}" for k, v in m["versions"].items()),
-        "",
-    ]
-    parts += [f"- {n}" for n in notes] + [""]
-    parts += ["## Start-up", "", report.startup_table(rows), ""]
-    for corpus in dict.fromkeys(r.corpus for r in rows if r.corpus != "startup"):
-        first = next(r for r in rows if r.corpus == corpus)
-        parts += [
-            f"## {corpus}: {first.files} files, {first.bytes / 1e6:.0f} MB",
-            "",
-            report.corpus_table(rows, corpus),
-            "",
-        ]
-    parts += ["## hashpar: -j 1 vs -j 2, verify vs make", "", report.scaling_table(rows), ""]
-    if "million" in extra:
-        mil = extra["million"]
-        parts += ["## Memory on many tiny files", "", million_table(mil), ""]
-    parts += ["## The bar (issue 4)", "", report.bar_table(report.bar(rows, extra)), ""]
-    parts += ["## Arrangements tried per peer (preselection)", "", report.preselect_table(pre), ""]
-    for title, text in extra.get("profiles", {}).items():
-        parts += [f"## Profile: hashpar make, {title}", "", text, ""]
-    if sweeps:
-        parts += ["## Sweeps of hashpar's defaults", "", sweep.markdown(sweeps)]
-    return "\n".join(parts)
 
 
 if __name__ == "__main__":
