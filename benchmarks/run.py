@@ -62,6 +62,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument(
         "--profile", action="store_true", help="py-spy one hashpar make of the small corpus"
     )
+    p.add_argument("--rerender", type=Path, help="print the tables of a saved JSON result")
     p.add_argument("--no-peers", action="store_true", help="time hashpar only")
     p.add_argument(
         "--no-tables", action="store_true", help="skip the comparison (sweeps, million only)"
@@ -213,8 +214,22 @@ def million(base: tuple[str, ...], args: argparse.Namespace, empty: Row | None) 
     }
 
 
+def rerender(path: Path) -> str:
+    """The markdown of a saved JSON result, with this version's tables (sweeps excepted)."""
+    data = json.loads(path.read_text())
+    names = {f.name for f in dataclasses.fields(Row)}
+    rows = [Row(**{k: v for k, v in r.items() if k in names}) for r in data["rows"]]
+    rounds = max((len(r.times) for r in rows if r.corpus != "startup"), default=0)
+    quick = "--quick" in data.get("command", "")
+    md = report.render(rows, data["preselection"], data, [], data["notes"], quick, rounds)
+    return md + f"\n(re-rendered from {path.name})"
+
+
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.rerender:
+        print(rerender(args.rerender))
+        return 0
     args.dir.mkdir(parents=True, exist_ok=True)
     wanted = [c for c in args.corpus.split(",") if c]
     unknown = [c for c in wanted if c not in ("big", "small", "real")]
