@@ -60,7 +60,7 @@ class Tuning:
     batch_bytes: int = 64 << 20
     """A worker hands back the rest of its batch after reading this many bytes; larger files
     become tasks of their own."""
-    blake3_threads_min: int = 64 << 20
+    blake3_threads_min: int = 1 << 30
     """A file at least this big that is the last work left is hashed by BLAKE3 with the
     threads of the otherwise idle workers."""
     window_per_worker: int = 4
