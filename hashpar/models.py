@@ -6,7 +6,7 @@ as produced by ``os.fsdecode`` (see :mod:`hashpar.names` for how they are writte
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Mapping
+from collections.abc import ItemsView, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import NamedTuple, TypeVar
@@ -118,8 +118,20 @@ class KeyOrdered(Mapping[str, _V]):
     def __len__(self) -> int:
         return len(self._data)
 
+    def items(self) -> ItemsView[str, _V]:
+        """(key, value) pairs in key order, iterated without a Python call per item."""
+        return _OrderedItems(self)
+
     def __repr__(self) -> str:
         return f"KeyOrdered({dict(self.items())!r})"
+
+
+class _OrderedItems(ItemsView[str, _V]):
+    _mapping: KeyOrdered[_V]
+
+    def __iter__(self) -> Iterator[tuple[str, _V]]:
+        order = self._mapping._order
+        return zip(order, map(self._mapping._data.__getitem__, order), strict=True)
 
 
 @dataclass(frozen=True)
