@@ -55,7 +55,7 @@ class Tuning:
 
     buffer_size: int = 1 << 20
     """Bytes per read() into the reused buffer."""
-    batch_files: int = 256
+    batch_files: int = 1024
     """Most files in one batch sent to a worker."""
     batch_bytes: int = 64 << 20
     """A worker hands back the rest of its batch after reading this many bytes; larger files

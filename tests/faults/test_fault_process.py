@@ -38,8 +38,9 @@ from faultkit import (
 
 import hashpar
 
-POOL_TREE = hashpar.Tuning().inline_max_files + 600
-"""Files in a tree too big to be hashed in-process: these faults are about worker processes."""
+POOL_TREE = max(hashpar.Tuning().inline_max_files, 3 * hashpar.Tuning().batch_files) + 600
+"""Files in a tree hashed by a pool (not in-process) in at least three batches: these faults
+are about worker processes, and some hold the walk at its third batch."""
 
 CRASHED = (
     b"hashpar: error: a worker process died unexpectedly (killed, out of memory, or crashed); "
@@ -251,7 +252,7 @@ def test_interrupt_during_the_walk(
 ) -> None:
     """The walk is held (by the shim) at its first batch, or at its third, when the workers
     have started and are idle: the signal still stops everything at once."""
-    tree = many_files(tmp_path / "tree", 600, content=b"data")
+    tree = many_files(tmp_path / "tree", POOL_TREE, content=b"data")
     trace = tmp_path / "trace"
     out = _existing_output(tmp_path)
     env = hashpar_env(
