@@ -179,9 +179,9 @@ class _Run:
         self.errors.update(walker.errors)
         return Snapshot(
             files=KeyOrdered(self.files),
-            symlinks=_sorted_dict(walker.symlinks),
-            skipped=_sorted_dict(walker.skipped),
-            errors=_sorted_dict(self.errors),
+            symlinks=KeyOrdered(walker.symlinks),
+            skipped=KeyOrdered(walker.skipped),
+            errors=KeyOrdered(self.errors),
         )
 
     def _next(self, source: Iterator[list[Group]], busy: int) -> Batch | None:
@@ -233,11 +233,6 @@ class _Run:
                 walk_done=self.walk_done,
             )
         )
-
-
-def _sorted_dict(mapping: dict[str, _T]) -> dict[str, _T]:
-    """The same (small) mapping in key order."""
-    return {key: mapping[key] for key in sorted(mapping)}
 
 
 def _result(future: Future[_T]) -> _T:

@@ -29,11 +29,6 @@ class Algorithm(StrEnum):
     BLAKE3 = "blake3"
     SHA256 = "sha256"
 
-    @property
-    def hex_length(self) -> int:
-        """Length of this algorithm's lowercase hex digest (both produce 32 bytes)."""
-        return 64
-
 
 class SpecialKind(StrEnum):
     """A directory entry that is never opened: recorded as skipped, with its kind."""

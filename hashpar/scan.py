@@ -26,7 +26,10 @@ from hashpar.hashing import Group
 from hashpar.models import Problem, ProblemKind, SpecialKind
 from hashpar.names import unsafe_reason
 
-__all__ = ["Walker"]
+__all__ = ["Excluder", "Walker"]
+
+Excluder = Callable[[str, bool], bool]
+"""A predicate on (relative path, is-directory): True leaves the entry out of the walk."""
 
 _SPECIAL_KINDS: tuple[tuple[Callable[[int], bool], SpecialKind], ...] = (
     (stat.S_ISFIFO, SpecialKind.FIFO),
@@ -56,10 +59,9 @@ class Walker:
     root: str
     """Absolute path of the root directory."""
     follow_symlinks: bool = False
-    is_excluded: Callable[[str, bool], bool] = lambda path, is_dir: False
-    """Called with (relative path, is-directory); True leaves the entry out of the walk."""
-    has_excludes: bool = False
-    """Whether ``is_excluded`` can ever say True (if not, the walk skips calling it)."""
+    is_excluded: Excluder | None = None
+    """Called with (relative path, is-directory); True leaves the entry out of the walk.
+    None: nothing is excluded, and plain names take the walk's fast path."""
     skip_paths: frozenset[str] = frozenset()
     """Relative paths left out silently: hashpar's own output and manifest files."""
     batch_files: int = 256
@@ -109,7 +111,7 @@ class Walker:
         """
         rel_dir = directory.rel
         prefix = f"{rel_dir}/" if rel_dir else ""
-        careful = self.has_excludes
+        careful = self.is_excluded is not None
         skip_names = self._skip_names
         names: list[str] = []
         try:
@@ -152,7 +154,7 @@ class Walker:
             return False
         try:
             is_dir = entry.is_dir(follow_symlinks=False)
-            if self.is_excluded(rel, is_dir):
+            if self.is_excluded is not None and self.is_excluded(rel, is_dir):
                 return False
             reason = unsafe_reason(rel)
             if reason is not None:
