@@ -119,7 +119,7 @@ def _exit_when_orphaned(parent_pid: int) -> None:
             pass
 
 
-_CONSTRUCTORS: dict[str, Callable[[memoryview], _Hasher]] = {
+_CONSTRUCTORS: dict[str, Callable[[bytes], _Hasher]] = {
     Algorithm.BLAKE3: blake3.blake3,
     Algorithm.SHA256: hashlib.sha256,
 }
@@ -217,9 +217,9 @@ def _hash_names(
     """
     prefix = f"{rel_dir}/" if rel_dir else ""
     flags = _OPEN_FLAGS & ~os.O_NOFOLLOW if batch.follow_symlinks else _OPEN_FLAGS
-    open_, fstat, readv, close, is_regular = os.open, os.fstat, os.readv, os.close, stat.S_ISREG
+    open_, fstat, read, close, is_regular = os.open, os.fstat, os.read, os.close, stat.S_ISREG
     new = _CONSTRUCTORS[batch.algorithm]
-    view, capacity = memoryview(buffer), len(buffer)
+    capacity = len(buffer)
     paths, entries, problems = result.paths, result.entries, result.problems
     spent = 0
     for position, name in enumerate(names):
@@ -240,8 +240,9 @@ def _hash_names(
                 result.deferred.append((rel_dir, name, size))
                 continue
             if size < capacity:  # one read gets it all; a short or long read shows below
-                done = readv(fd, [buffer])
-                hasher = new(view[:done])
+                data = read(fd, size + 1)  # measured: cheaper than readv + a memoryview slice
+                done = len(data)
+                hasher = new(data)
             else:
                 hasher, done = _hash_large(fd, batch, size, buffer)
             after = fstat(fd)
