@@ -14,12 +14,12 @@ from typing import BinaryIO, TypeVar
 
 from hashpar import __version__
 from hashpar.compare import Report, compare, diff
-from hashpar.engine import Tuning, default_jobs, hash_tree
+from hashpar.engine import Settle, Tuning, default_jobs, hash_tree
 from hashpar.errors import ManifestError, UsageError
 from hashpar.events import ProgressCallback, ignore_progress
 from hashpar.guard import DiskProbe, reject_entries_below_leaves
 from hashpar.manifest import decode_manifest
-from hashpar.models import Algorithm, Manifest, Problem, ProblemKind, Snapshot
+from hashpar.models import Algorithm, FileEntry, Manifest, Problem, ProblemKind, Snapshot
 from hashpar.scan import Excluder, Walker
 
 __all__ = [
@@ -90,11 +90,13 @@ def scan_tree(
     executor: Executor | None = None,
     on_progress: ProgressCallback = ignore_progress,
     listed: Collection[str] | None = None,
+    settle: Settle | None = None,
 ) -> Snapshot:
     """Walk and hash ``root`` (a directory or a single file) and return what was found.
 
     With ``listed``, just those relative paths are looked at (and the directories leading to
-    them listed): a check of the files a sums file lists, not a search for new ones.
+    them listed): a check of the files a sums file lists, not a search for new ones. Files
+    ``settle`` returns True for are left out of the snapshot (see :func:`hash_tree`).
     """
     jobs = default_jobs() if jobs is None else jobs
     if jobs < 1:
@@ -123,7 +125,13 @@ def scan_tree(
         batch_files=tuning.batch_files,
     )
     return hash_tree(
-        walker, algorithm, jobs=jobs, tuning=tuning, executor=executor, on_progress=on_progress
+        walker,
+        algorithm,
+        jobs=jobs,
+        tuning=tuning,
+        executor=executor,
+        on_progress=on_progress,
+        settle=settle,
     )
 
 
@@ -271,6 +279,11 @@ def verify_tree(
     probe = DiskProbe(base)
     if stat.S_ISDIR(st.st_mode):
         probe.reject_escaping_links(expected.snapshot)
+    # Files that match as they are hashed are settled at once, never kept twice: what is
+    # left of ``pending`` and of the snapshot is compared below; the ok counts are added.
+    pending = dict(expected.snapshot.files)
+    settle = _settler(pending)
+    listed = None if new_files else _paths(expected.snapshot)
     snapshot = scan_tree(
         tree,
         algorithm=manifest.algorithm,
@@ -281,17 +294,46 @@ def verify_tree(
         tuning=tuning,
         executor=executor,
         on_progress=on_progress,
-        listed=None if new_files else _paths(expected.snapshot),
+        listed=listed,
+        settle=settle,
     )
-    report = compare(expected, snapshot, ignore_new=ignore_new)
+    settled = len(expected.snapshot.files) - len(pending)
+    unsettled = dataclasses.replace(
+        expected, snapshot=dataclasses.replace(expected.snapshot, files=pending)
+    )
+    report = compare(unsettled, snapshot, ignore_new=ignore_new)
     # A file replaced by an empty (or excluded) directory leaves no trace in the walk.
     now_dirs = {path for path in report.missing if probe.is_directory(path)}
     if now_dirs:
         problem = Problem(ProblemKind.TYPE_CHANGED, "was a regular file, is now a directory")
         errors = {**snapshot.errors, **dict.fromkeys(now_dirs, problem)}
         snapshot = dataclasses.replace(snapshot, errors=errors)
-        report = compare(expected, snapshot, ignore_new=ignore_new)
-    return report if new_files else dataclasses.replace(report, new_files_checked=False)
+        report = compare(unsettled, snapshot, ignore_new=ignore_new)
+    return dataclasses.replace(
+        report,
+        verified=report.verified + settled,
+        ok=report.ok + settled,
+        new_files_checked=new_files,
+    )
+
+
+def _settler(pending: dict[str, FileEntry]) -> Settle:
+    """A settle predicate for verify: a file that matches its entry in ``pending`` is ok,
+    whatever else happens in the run, so both are dropped at once.
+
+    Exactly :func:`hashpar.compare.compare`'s rule (:meth:`FileEntry.matches`). The other
+    categories need the whole picture (a missing file may be half of a move), so anything
+    that does not match is kept for the comparison.
+    """
+
+    def settle(path: str, seen: FileEntry) -> bool:
+        entry = pending.get(path)
+        if entry is None or not entry.matches(seen):
+            return False
+        del pending[path]
+        return True
+
+    return settle
 
 
 def _paths(snapshot: Snapshot) -> set[str]:

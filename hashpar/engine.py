@@ -21,11 +21,12 @@ Design (each default is measured in benchmarks/README.md):
 from __future__ import annotations
 
 import contextlib
+import gc
 import multiprocessing
 import os
 import signal
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -39,12 +40,15 @@ from hashpar.hashing import Batch, BatchResult, Group, hash_batch, worker_init
 from hashpar.models import Algorithm, FileEntry, KeyOrdered, Problem, ProblemKind, Snapshot
 from hashpar.scan import Walker
 
-__all__ = ["START_METHOD_ENV", "Tuning", "default_jobs", "hash_tree"]
+__all__ = ["START_METHOD_ENV", "Settle", "Tuning", "default_jobs", "hash_tree"]
 
 START_METHOD_ENV = "HASHPAR_START_METHOD"
 """Environment variable naming the multiprocessing start method (fork/forkserver/spawn)."""
 
 _T = TypeVar("_T")
+
+Settle = Callable[[str, FileEntry], bool]
+"""A predicate on (path, entry) of each hashed file: True leaves it out of the snapshot."""
 _SIGNAL_POLL = 0.1
 """Seconds the scheduler may sleep before it looks for a signal caught by another thread."""
 
@@ -99,9 +103,15 @@ def hash_tree(
     tuning: Tuning = Tuning(),
     executor: Executor | None = None,
     on_progress: ProgressCallback = ignore_progress,
+    settle: Settle | None = None,
 ) -> Snapshot:
-    """Walk and hash the tree of ``walker`` with ``jobs`` workers; return what was found."""
-    run = _Run(walker, algorithm, jobs, tuning, on_progress)
+    """Walk and hash the tree of ``walker`` with ``jobs`` workers; return what was found.
+
+    ``settle`` is offered every hashed file as its result arrives; a file it returns True for
+    is counted in progress but left out of the snapshot. Verify uses it to drop files that
+    match the manifest at once, so a run never holds two full copies of a big tree.
+    """
+    run = _Run(walker, algorithm, jobs, tuning, on_progress, settle)
     source = walker.batches()
     if executor is not None:
         run.drive(executor, source)
@@ -132,8 +142,11 @@ class _Run:
         jobs: int,
         tuning: Tuning,
         on_progress: ProgressCallback,
+        settle: Settle | None = None,
     ) -> None:
         self.walker = walker
+        self.settle = settle
+        self.settled = 0
         self.tuning = tuning
         self.jobs = jobs
         self.on_progress = on_progress
@@ -213,7 +226,13 @@ class _Run:
             self.queue.append(self.template._replace(groups=groups))
 
     def _absorb(self, result: BatchResult) -> None:
-        self.files.update(zip(result.paths, map(FileEntry._make, result.entries), strict=True))
+        files = zip(result.paths, map(FileEntry._make, result.entries), strict=True)
+        if self.settle is None:
+            self.files.update(files)
+        else:
+            kept = [(path, entry) for path, entry in files if not self.settle(path, entry)]
+            self.settled += len(result.paths) - len(kept)
+            self.files.update(kept)
         self.bytes_done += sum(map(itemgetter(0), result.entries))
         for path, kind, message in result.problems:
             self.errors[path] = Problem(ProblemKind(kind), message)
@@ -228,7 +247,7 @@ class _Run:
         self.on_progress(
             Progress(
                 files_found=self.walker.files_found,
-                files_done=len(self.files) + len(self.errors),
+                files_done=len(self.files) + self.settled + len(self.errors),
                 bytes_done=self.bytes_done,
                 walk_done=self.walk_done,
             )
@@ -304,6 +323,7 @@ def _start_pool(jobs: int) -> ProcessPoolExecutor:
     if context.get_start_method() != "fork":
         resource_tracker.ensure_running()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
+    gc.freeze()  # forked workers' GC then never writes to (and so copies) the parent's heap
     pool: ProcessPoolExecutor | None = None
     try:
         pool = ProcessPoolExecutor(
@@ -316,6 +336,7 @@ def _start_pool(jobs: int) -> ProcessPoolExecutor:
             _kill_pool(pool)
         raise
     finally:
+        gc.unfreeze()
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return pool
 

@@ -74,6 +74,11 @@ class FileEntry(NamedTuple):
     mtime_ns: int | None
     """None when unknown (imported manifests)."""
 
+    def matches(self, seen: FileEntry) -> bool:
+        """True when ``seen``, found on disk now, has the content this entry records: the
+        same digest, and the same size where this entry records one (mtime is not compared)."""
+        return self.digest == seen.digest and self.size in (None, seen.size)
+
 
 @dataclass(frozen=True, slots=True)
 class Problem:

@@ -212,3 +212,42 @@ def test_a_very_deep_manifest_path_costs_linear_memory(tmp_path: Path) -> None:
         tracemalloc.stop()
     assert (report.ok, report.missing) == (1, (deep, "l"))
     assert peak < 20 << 20
+
+
+def test_settling_matches_during_the_walk_reports_what_comparing_afterwards_does(
+    tmp_path: Path,
+) -> None:
+    """verify_tree drops matching files as they are hashed; the report must not change."""
+    root = build_tree(
+        tmp_path / "t",
+        {f"d{i}/f{j}": f"{i}-{j}".encode() for i in range(3) for j in range(40)}
+        | {"a": b"moved", "b": b"edited", "c": b"gone", "d/x": b"now a dir", "e": b"link"},
+    )
+    manifest = make_manifest(root, jobs=1)
+    (root / "a").rename(root / "a2")
+    (root / "b").write_bytes(b"edited!")
+    (root / "c").unlink()
+    (root / "d" / "x").unlink()
+    (root / "d" / "x").mkdir()
+    (root / "d" / "x" / "inside").write_bytes(b"new")
+    (root / "e").unlink()
+    (root / "e").symlink_to("a2")
+    (root / "d0" / "f0").write_bytes(b"changed")
+    whole = hashpar.compare(manifest, hashpar.scan_tree(str(root), algorithm=manifest.algorithm))
+    for jobs in (1, 2):
+        assert verify_tree(manifest, jobs=jobs) == whole
+    assert whole.ok == 119 and whole.verified == 125 and whole.moved == (Move("a", "a2"),)
+
+
+def test_settled_files_leave_the_snapshot_but_count_as_done(tmp_path: Path) -> None:
+    root = build_tree(tmp_path / "t", {f"f{i}": b"x" * i for i in range(10)})
+    seen: list[hashpar.Progress] = []
+    snapshot = hashpar.scan_tree(
+        str(root),
+        algorithm=hashpar.Algorithm.SHA256,
+        jobs=1,
+        on_progress=seen.append,
+        settle=lambda path, entry: entry.size is not None and entry.size % 2 == 0,
+    )
+    assert sorted(snapshot.files) == [f"f{i}" for i in range(1, 10, 2)]
+    assert seen[-1].files_done == 10
