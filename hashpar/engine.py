@@ -21,7 +21,6 @@ Design (each default is measured in benchmarks/README.md):
 from __future__ import annotations
 
 import contextlib
-import gc
 import multiprocessing
 import os
 import signal
@@ -323,7 +322,6 @@ def _start_pool(jobs: int) -> ProcessPoolExecutor:
     if context.get_start_method() != "fork":
         resource_tracker.ensure_running()
     previous = signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGINT, signal.SIGTERM})
-    gc.freeze()  # forked workers' GC then never writes to (and so copies) the parent's heap
     pool: ProcessPoolExecutor | None = None
     try:
         pool = ProcessPoolExecutor(
@@ -336,7 +334,6 @@ def _start_pool(jobs: int) -> ProcessPoolExecutor:
             _kill_pool(pool)
         raise
     finally:
-        gc.unfreeze()
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
     return pool
 
