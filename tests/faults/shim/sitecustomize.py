@@ -4,7 +4,7 @@ The fault suite puts this directory first on PYTHONPATH, so the parent, the fork
 every worker (fork, forkserver or spawn) import it at start-up. It does nothing unless
 ``HASHPAR_TEST_FAULT`` is set; then it wraps two seams of the *real* code:
 
-* ``os.readv`` as the worker code sees it (the module global ``os`` of hashpar.hashing is
+* ``os.read`` and ``os.readv`` as the worker code sees them (the module global ``os`` of hashpar.hashing is
   replaced by a proxy of the real module): when the file being read has the base name in an
   ``ACTION:NAME`` item, ACTION happens inside the process that reads it: ``segv`` (a real
   NULL dereference), ``exit`` (``os._exit(3)``), ``sigkill`` (the process kills itself),
@@ -49,7 +49,7 @@ def _install() -> None:
     faults = [item.split(":", 1) for item in _FAULTS.split(",") if item]
     real_batches = hashpar.scan.Walker.batches
 
-    def readv(fd, buffers):  # type: ignore[no-untyped-def]
+    def reading(fd):  # type: ignore[no-untyped-def]
         name = os.path.basename(os.readlink(f"/proc/self/fd/{fd}"))
         _trace(f"read {name}")
         for action, target in faults:
@@ -65,6 +65,13 @@ def _install() -> None:
                 os.kill(os.getpid(), 9)
             elif action == "raise":
                 raise RuntimeError(f"injected failure reading {name}")
+
+    def read(fd, size):  # type: ignore[no-untyped-def]
+        reading(fd)
+        return os.read(fd, size)
+
+    def readv(fd, buffers):  # type: ignore[no-untyped-def]
+        reading(fd)
         return os.readv(fd, buffers)
 
     def batches(self):  # type: ignore[no-untyped-def]
@@ -92,10 +99,10 @@ def _install() -> None:
             yield groups
 
     class _Os:
-        """The os module, except for readv."""
+        """The os module, except for read and readv."""
 
         def __getattr__(self, name: str) -> object:
-            return readv if name == "readv" else getattr(os, name)
+            return {"read": read, "readv": readv}.get(name) or getattr(os, name)
 
     hashpar.hashing.os = _Os()  # type: ignore[assignment]
 
