@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import bisect
 import dataclasses
 import os
 import stat
@@ -20,7 +19,7 @@ from hashpar.events import ProgressCallback, ignore_progress
 from hashpar.guard import DiskProbe, reject_entries_below_leaves
 from hashpar.manifest import decode_manifest
 from hashpar.models import Algorithm, FileEntry, Manifest, Problem, ProblemKind, Snapshot
-from hashpar.scan import Excluder, Walker
+from hashpar.scan import Scope, compile_patterns
 
 __all__ = [
     "MAX_MANIFEST_BYTES",
@@ -105,27 +104,28 @@ def scan_tree(
         st = os.stat(root)
     except OSError as exc:
         raise UsageError(f"{root}: {exc.strerror}") from None
-    is_excluded = _exclude_matcher(excludes)
+    patterns = tuple(excludes)
+    try:
+        compile_patterns(patterns)  # a bad pattern is a usage error here, not in a worker
+    except (ValueError, TypeError) as exc:
+        raise UsageError(f"bad --exclude pattern: {exc}") from None
+    only = None
     if stat.S_ISDIR(st.st_mode):
         walk_root = os.path.abspath(root)
     elif stat.S_ISREG(st.st_mode):  # a single file: walk its directory, keep only that name
         walk_root, only = os.path.split(os.path.abspath(root))
-
-        def is_excluded(path: str, is_dir: bool, _only: str = only) -> bool:
-            return path != _only
     else:
         raise UsageError(f"{root}: not a directory or regular file (mode {st.st_mode:o})")
-    if listed is not None:
-        is_excluded = _listed_matcher(listed, is_excluded)
-    walker = Walker(
+    scope = Scope(
         root=walk_root,
         follow_symlinks=follow_symlinks,
-        is_excluded=is_excluded,
+        patterns=patterns,
+        only=only,
+        listed=None if listed is None else tuple(sorted(set(listed))),
         skip_paths=_relative_paths(walk_root, skip),
-        batch_files=tuning.batch_files,
     )
     return hash_tree(
-        walker,
+        scope,
         algorithm,
         jobs=jobs,
         tuning=tuning,
@@ -133,45 +133,6 @@ def scan_tree(
         on_progress=on_progress,
         settle=settle,
     )
-
-
-def _listed_matcher(paths: Collection[str], excluded: Excluder | None) -> Excluder:
-    """``excluded``, plus everything but ``paths`` and the directories that lead to them.
-
-    A directory is wanted when some listed path starts with it: found by bisecting the
-    sorted paths, so a hostile, very deep path costs no quadratic set of its ancestors.
-    """
-    listed = frozenset(paths)
-    ordered = sorted(listed)
-
-    def leads_to_listed(directory: str) -> bool:
-        prefix = directory + "/"
-        index = bisect.bisect_left(ordered, prefix)
-        return index < len(ordered) and ordered[index].startswith(prefix)
-
-    def is_excluded(path: str, is_dir: bool) -> bool:
-        wanted = leads_to_listed(path) if is_dir else path in listed
-        return not wanted or (excluded is not None and excluded(path, is_dir))
-
-    return is_excluded
-
-
-def _exclude_matcher(patterns: Iterable[str]) -> Excluder | None:
-    """A predicate for the walker from gitignore patterns (pathspec does the matching)."""
-    lines = list(patterns)
-    if not lines:
-        return None
-    import pathspec  # 28 ms to import: only paid when there are patterns
-
-    try:
-        spec = pathspec.GitIgnoreSpec.from_lines(lines)
-    except (ValueError, TypeError) as exc:
-        raise UsageError(f"bad --exclude pattern: {exc}") from None
-
-    def is_excluded(path: str, is_dir: bool) -> bool:
-        return bool(spec.match_file(path + "/" if is_dir else path))
-
-    return is_excluded
 
 
 def _relative_paths(root: str, paths: Iterable[str | os.PathLike[str]]) -> frozenset[str]:

@@ -1,18 +1,24 @@
-"""The scheduler: feed batches from the walk to an executor, collect results into a Snapshot.
+"""The scheduler: hand tasks to an executor, collect their results into a Snapshot.
 
 Design (each default is measured in benchmarks/README.md):
 
-* Work goes out in batches of up to ``batch_files`` names, never one future per file; the
-  parent does no per-file system call, so it keeps up with both workers.
-* At most ``window_per_worker`` batches per worker are in flight: memory stays bounded and
-  the walk overlaps with hashing (hashing starts as soon as the first batch is full).
-* A worker stops a batch once it has read ``batch_bytes`` and hands the rest back; a file
-  larger than ``batch_bytes`` comes back unread and is sent again as a task of its own,
-  ahead of the walk, so a few big files spread over all workers. BLAKE3 hashes a file of at
-  least ``blake3_threads_min`` bytes with the threads of idle workers when it is the last work
-  left (with enough big files to go round, one thread each is faster).
-* ``jobs == 1``, or a tree so small that starting processes would cost more than hashing it,
-  runs the very same code in-process.
+* The workers walk as well as hash. A task is a list of directories to walk depth first
+  (listing each and hashing its files at once) and of files to hash by name; a worker
+  stops once it has hashed ``batch_files`` files or read ``batch_bytes`` bytes and hands the
+  rest back: files listed but not hashed (*leftover*) and directories not yet walked. The
+  parent only splits that rest into new tasks and merges results: no per-entry work, no
+  per-file system call, never one future per file.
+* At most ``window_per_worker`` tasks per worker are in flight: memory stays bounded. Work
+  handed back is split (directories into up to two parts per worker) so idle workers get a
+  share of a tree whose shape nobody knows in advance.
+* A file larger than ``batch_bytes`` comes back unread and is sent again as a task of its
+  own, ahead of everything else, biggest first, so a few big files spread over all workers.
+  BLAKE3 hashes a file of at least ``blake3_threads_min`` bytes with the threads of idle
+  workers when it is the last work left (with enough big files to go round, one thread
+  each is faster).
+* The first task runs in-process with a small budget (``inline_max_files``,
+  ``inline_max_bytes``): a tree it covers is done without starting a process. ``jobs ==
+  1`` runs every task in-process. It is the same code either way.
 * The executor is a parameter (anything shaped like ``concurrent.futures.Executor``). A pool
   the engine starts itself it also owns: on any exit other than success (Ctrl-C, SIGTERM, a
   crashed worker) its workers are terminated at once, never waited for.
@@ -21,11 +27,12 @@ Design (each default is measured in benchmarks/README.md):
 from __future__ import annotations
 
 import contextlib
+import itertools
 import multiprocessing
 import os
 import signal
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass
@@ -35,9 +42,17 @@ from typing import Any, TypeVar
 
 from hashpar.errors import HashparError, WorkerCrashed
 from hashpar.events import Progress, ProgressCallback, ignore_progress
-from hashpar.hashing import Batch, BatchResult, Group, hash_batch, worker_init
-from hashpar.models import Algorithm, FileEntry, KeyOrdered, Problem, ProblemKind, Snapshot
-from hashpar.scan import Walker
+from hashpar.hashing import Group, Task, TaskResult, run_task, worker_init
+from hashpar.models import (
+    Algorithm,
+    FileEntry,
+    KeyOrdered,
+    Problem,
+    ProblemKind,
+    Snapshot,
+    SpecialKind,
+)
+from hashpar.scan import Ancestry, Scope
 
 __all__ = ["START_METHOD_ENV", "Settle", "Tuning", "default_jobs", "hash_tree"]
 
@@ -59,19 +74,20 @@ class Tuning:
     buffer_size: int = 1 << 20
     """Bytes per read() into the reused buffer."""
     batch_files: int = 1024
-    """Most files in one batch sent to a worker."""
+    """A worker hands back the rest of its task after hashing this many files."""
     batch_bytes: int = 64 << 20
-    """A worker hands back the rest of its batch after reading this many bytes; larger files
+    """A worker hands back the rest of its task after reading this many bytes; larger files
     become tasks of their own."""
     blake3_threads_min: int = 1 << 30
     """A file at least this big that is the last work left is hashed by BLAKE3 with the
     threads of the otherwise idle workers."""
     window_per_worker: int = 4
-    """Batches in flight per worker."""
+    """Tasks in flight per worker."""
     inline_max_files: int = 1024
-    """A tree with at most this many files ..."""
+    """The first task, run in-process, hashes at most this many files ...
+    (a tree it covers whole needs no worker process)"""
     inline_max_bytes: int = 32 << 20
-    """... and at most this many bytes is hashed in-process, without starting workers."""
+    """... and reads at most this many bytes."""
 
 
 def default_jobs() -> int:
@@ -95,7 +111,7 @@ class _InlineExecutor(Executor):
 
 
 def hash_tree(
-    walker: Walker,
+    scope: Scope,
     algorithm: Algorithm,
     *,
     jobs: int,
@@ -104,26 +120,22 @@ def hash_tree(
     on_progress: ProgressCallback = ignore_progress,
     settle: Settle | None = None,
 ) -> Snapshot:
-    """Walk and hash the tree of ``walker`` with ``jobs`` workers; return what was found.
+    """Walk and hash the tree of ``scope`` with ``jobs`` workers; return what was found.
 
     ``settle`` is offered every hashed file as its result arrives; a file it returns True for
     is counted in progress but left out of the snapshot. Verify uses it to drop files that
     match the manifest at once, so a run never holds two full copies of a big tree.
     """
-    run = _Run(walker, algorithm, jobs, tuning, on_progress, settle)
-    source = walker.batches()
+    run = _Run(scope, algorithm, jobs, tuning, on_progress, settle)
     if executor is not None:
-        run.drive(executor, source)
+        run.drive(executor)
         return run.snapshot()
-    first, source = _peek_files(source, tuning.inline_max_files)
-    if jobs == 1 or (
-        first is not None and _total_size(walker.root, first) <= tuning.inline_max_bytes
-    ):
-        run.drive(_InlineExecutor(), source)
+    if jobs == 1 or run.probe():
+        run.drive(_InlineExecutor())
         return run.snapshot()
     pool = _start_pool(jobs)
     try:
-        run.drive(pool, source)
+        run.drive(pool)
     except BaseException:
         _kill_pool(pool)
         raise
@@ -136,95 +148,109 @@ class _Run:
 
     def __init__(
         self,
-        walker: Walker,
+        scope: Scope,
         algorithm: Algorithm,
         jobs: int,
         tuning: Tuning,
         on_progress: ProgressCallback,
-        settle: Settle | None = None,
+        settle: Settle | None,
     ) -> None:
-        self.walker = walker
-        self.settle = settle
-        self.settled = 0
+        self.scope = scope
         self.tuning = tuning
         self.jobs = jobs
+        self.window = max(1, jobs * tuning.window_per_worker)
         self.on_progress = on_progress
-        self.template = Batch(
-            root=walker.root,
+        self.settle = settle
+        self.template = Task(
+            scope=scope.below([]),
+            dirs=[],
             groups=[],
             algorithm=str(algorithm),
             buffer_size=tuning.buffer_size,
             batch_bytes=tuning.batch_bytes,
+            batch_files=tuning.batch_files,
             solo=False,
             threads=1,
             threads_min=tuning.blake3_threads_min,
-            follow_symlinks=walker.follow_symlinks,
         )
-        self.queue: deque[Batch] = deque()  # known work (big files, leftovers): before the walk
+        root = os.stat(scope.root)
+        ancestry = ((root.st_dev, root.st_ino),) if scope.follow_symlinks else ()
+        self.queue: deque[Task] = deque(  # big files first, then leftovers, then directories
+            [self.template._replace(scope=scope, dirs=[("", ancestry)])]
+        )
+        self.in_flight: dict[Future[TaskResult], Task] = {}
         self.files: dict[str, FileEntry] = {}
+        self.symlinks: dict[str, str] = {}
+        self.skipped: dict[str, SpecialKind] = {}
         self.errors: dict[str, Problem] = {}
+        self.found = 0
+        self.settled = 0
         self.bytes_done = 0
-        self.walk_done = False
 
-    def drive(self, executor: Executor, source: Iterator[list[Group]]) -> None:
-        """Keep the window full until the walk and the queue are both exhausted."""
-        window = max(1, self.jobs * self.tuning.window_per_worker)
-        in_flight: set[Future[BatchResult]] = set()
+    def probe(self) -> bool:
+        """Run the first task in-process with the small-tree budget; True when that was the
+        whole tree, so no worker needs starting.
+
+        Measured (benchmarks/README.md): a 400-file tree takes 7.5 ms in-process and 16-20
+        ms with a pool, whose start alone is most of that.
+        """
+        tuning = self.tuning
+        task = self.queue.popleft()._replace(
+            batch_files=tuning.inline_max_files, batch_bytes=tuning.inline_max_bytes
+        )
+        self._absorb(_result(_InlineExecutor().submit(run_task, task)))
+        return not self.queue
+
+    def drive(self, executor: Executor) -> None:
+        """Keep the window full until the queue is empty and nothing is in flight."""
+        in_flight = self.in_flight
         while True:
-            while len(in_flight) < window:
-                batch = self._next(source, busy=len(in_flight))
-                if batch is None:
+            while len(in_flight) < self.window:
+                task = self._next()
+                if task is None:
                     break
-                in_flight.add(executor.submit(hash_batch, batch))
+                in_flight[executor.submit(run_task, task)] = task
             if not in_flight:
                 break
             # A bounded wait: the kernel may hand SIGINT to any thread that does not block it
             # (a library caller's own threads), and Python acts on it only when the main
             # thread runs Python code again (docs/reliability.md).
-            done, in_flight = wait(in_flight, timeout=_SIGNAL_POLL, return_when=FIRST_COMPLETED)
+            done, _ = wait(in_flight, timeout=_SIGNAL_POLL, return_when=FIRST_COMPLETED)
             for future in done:
+                del in_flight[future]
                 self._absorb(_result(future))
 
     def snapshot(self) -> Snapshot:
         """Everything found, each section in sorted key order."""
-        walker = self.walker
-        self.errors.update(walker.errors)
         return Snapshot(
             files=KeyOrdered(self.files),
-            symlinks=KeyOrdered(walker.symlinks),
-            skipped=KeyOrdered(walker.skipped),
+            symlinks=KeyOrdered(self.symlinks),
+            skipped=KeyOrdered(self.skipped),
             errors=KeyOrdered(self.errors),
         )
 
-    def _next(self, source: Iterator[list[Group]], busy: int) -> Batch | None:
-        """The next task: known work (big files, leftovers) first, then the walk's next batch.
+    def _next(self) -> Task | None:
+        """The next task: big files first, then leftovers, then directories to walk.
 
-        A big file that is the last work there is (the walk is over, nothing queued) may use
-        the cores no other task will: BLAKE3 then hashes it with that many threads. With
-        more big files than idle workers, threads only oversubscribe the cores (measured:
-        4 x 512 MiB on 2 workers, 0.207 s single-threaded vs 0.268 s threaded).
+        A big file that is the last work there will be (nothing queued, nothing in flight
+        that could find more) may use the cores no other task will: BLAKE3 then hashes it
+        with that many threads. With more big files than idle workers, threads only
+        oversubscribe the cores (measured: 4 x 512 MiB on 2 workers, 0.207 s
+        single-threaded vs 0.268 s threaded).
         """
-        if not self.queue and not self.walk_done:
-            self._pull(source)
         if not self.queue:
             return None
-        batch = self.queue.popleft()
-        if batch.solo and not self.queue and not self.walk_done:
-            self._pull(source)  # is more work coming after this file?
-        if batch.solo and not self.queue and self.walk_done and busy + 1 < self.jobs:
-            batch = batch._replace(threads=self.jobs - busy)
-        return batch
+        task = self.queue.popleft()
+        busy = len(self.in_flight)
+        if task.solo and not self.queue and busy + 1 < self.jobs and self._walk_done():
+            task = task._replace(threads=self.jobs - busy)
+        return task
 
-    def _pull(self, source: Iterator[list[Group]]) -> None:
-        """Queue the walk's next batch, or note that the walk is over."""
-        groups = next(source, None)
-        if groups is None:
-            self.walk_done = True
-            self._report()
-        else:
-            self.queue.append(self.template._replace(groups=groups))
+    def _walk_done(self) -> bool:
+        """True when no task queued or in flight can find more work (only solo files are)."""
+        return all(task.solo for task in itertools.chain(self.queue, self.in_flight.values()))
 
-    def _absorb(self, result: BatchResult) -> None:
+    def _absorb(self, result: TaskResult) -> None:
         files = zip(result.paths, map(FileEntry._make, result.entries), strict=True)
         if self.settle is None:
             self.files.update(files)
@@ -233,22 +259,59 @@ class _Run:
             self.settled += len(result.paths) - len(kept)
             self.files.update(kept)
         self.bytes_done += sum(map(itemgetter(0), result.entries))
-        for path, kind, message in result.problems:
+        listing = result.listing
+        self.symlinks.update(listing.symlinks)
+        self.skipped.update((path, SpecialKind(kind)) for path, kind in listing.skipped)
+        for path, kind, message in itertools.chain(result.problems, listing.errors):
             self.errors[path] = Problem(ProblemKind(kind), message)
+        self.found += result.found
         # Biggest first, so the longest tasks start earliest (LPT scheduling).
-        for rel_dir, name, _size in sorted(result.deferred, key=lambda d: d[2]):
+        for rel_dir, name, _size in sorted(result.deferred, key=itemgetter(2)):
             self.queue.appendleft(self.template._replace(groups=[(rel_dir, [name])], solo=True))
-        if result.leftover:
-            self.queue.append(self.template._replace(groups=result.leftover))
+        handled = len(result.paths) + len(result.problems) + len(result.deferred)
+        self._queue_leftover(result.leftover, handled)
+        self._queue_dirs(listing.subdirs)
         self._report()
+
+    def _queue_leftover(self, groups: list[Group], handled: int) -> None:
+        """Files listed but not hashed, in tasks of as many names as the task that handed
+        them back ``handled`` (at most ``batch_files``): each is expected to fit one budget,
+        so no name travels back and forth more than once or twice."""
+        size = max(1, min(self.tuning.batch_files, handled))
+        chunk: list[Group] = []
+        count = 0
+        for rel_dir, names in groups:
+            position = 0
+            while position < len(names):
+                part = names[position : position + size - count]
+                chunk.append((rel_dir, part))
+                count += len(part)
+                position += len(part)
+                if count >= size:
+                    self.queue.append(self.template._replace(groups=chunk))
+                    chunk, count = [], 0
+        if chunk:
+            self.queue.append(self.template._replace(groups=chunk))
+
+    def _queue_dirs(self, dirs: list[tuple[str, Ancestry]]) -> None:
+        """Directories still to walk, split so that idle workers get a share: their sizes
+        are unknown, and a task walks only until its budget is spent, handing the rest back."""
+        if not dirs:
+            return
+        parts = min(len(dirs), 2 * self.jobs) if len(self.queue) < self.window else 1
+        step = -(-len(dirs) // parts)
+        for start in range(0, len(dirs), step):
+            chunk = dirs[start : start + step]
+            scope = self.scope.below([rel for rel, _ in chunk])
+            self.queue.append(self.template._replace(scope=scope, dirs=chunk))
 
     def _report(self) -> None:
         self.on_progress(
             Progress(
-                files_found=self.walker.files_found,
+                files_found=self.found,
                 files_done=len(self.files) + self.settled + len(self.errors),
                 bytes_done=self.bytes_done,
-                walk_done=self.walk_done,
+                walk_done=self._walk_done(),
             )
         )
 
@@ -270,39 +333,6 @@ def _result(future: Future[_T]) -> _T:
         raise WorkerCrashed(
             f"a worker failed unexpectedly ({detail}); the run was stopped"
         ) from exc
-
-
-def _peek_files(
-    source: Iterator[list[Group]], limit: int
-) -> tuple[list[Group] | None, Iterator[list[Group]]]:
-    """Read batches until more than ``limit`` files are seen.
-
-    Returns (all groups, when the whole walk held at most ``limit`` files, else None) and an
-    iterator that yields every batch, the ones already read included.
-    """
-    seen: list[list[Group]] = []
-    count = 0
-    for groups in source:
-        seen.append(groups)
-        count += sum(len(names) for _, names in groups)
-        if count > limit:
-            return None, _chain(seen, source)
-    return [group for groups in seen for group in groups], iter(seen)
-
-
-def _chain(head: list[list[Group]], tail: Iterator[list[Group]]) -> Iterator[list[Group]]:
-    yield from head
-    yield from tail
-
-
-def _total_size(root: str, groups: list[Group]) -> int:
-    """Bytes in a small tree, from lstat; an entry that cannot be stat'ed counts as 0."""
-    total = 0
-    for rel_dir, names in groups:
-        for name in names:
-            with contextlib.suppress(OSError):
-                total += os.lstat(os.path.join(root, rel_dir, name)).st_size
-    return total
 
 
 def _start_pool(jobs: int) -> ProcessPoolExecutor:

@@ -1,7 +1,10 @@
-"""Hash files: the code that runs inside worker processes (or in-process when jobs == 1).
+"""Walk and hash: the code that runs inside worker processes (or in-process).
 
-Everything a worker receives and returns is plain data (tuples of str and int), so it works
-under the fork, forkserver and spawn start methods and with any executor that pickles.
+A :class:`Task` names directories to walk and files to hash; :func:`run_task` lists each
+directory (:func:`hashpar.scan.list_directory`) through the same descriptor it then opens
+the files with, and hashes them at once. Everything a worker receives and returns is plain
+data (tuples of str and int), so it works under the fork, forkserver and spawn start methods
+and with any executor that pickles.
 
 Safety rules, applied to every file, whoever asked for it:
 
@@ -22,19 +25,22 @@ import signal
 import stat
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 from typing import NamedTuple, Protocol
 
 import blake3
 
 from hashpar.models import Algorithm, ProblemKind
+from hashpar.scan import Ancestry, Listing, Scope, list_directory
 
 __all__ = [
-    "Batch",
-    "BatchResult",
     "Group",
-    "hash_batch",
+    "Task",
+    "TaskResult",
     "hash_fd",
+    "new_hasher",
+    "run_task",
     "worker_init",
 ]
 
@@ -52,28 +58,33 @@ class _Hasher(Protocol):
 
 
 Group = tuple[str, list[str]]
-"""A directory relative to the batch root ("" for the root itself) and names of files in it."""
+"""A directory relative to the root ("" for the root itself) and names of files in it."""
 
 
-class Batch(NamedTuple):
-    """One unit of work for a worker: files to hash, and how."""
+class Task(NamedTuple):
+    """One unit of work for a worker: directories to walk, files to hash, and how."""
 
-    root: str
-    """Absolute path of the tree's root directory."""
+    scope: Scope
+    """The root and the walk's rules."""
+    dirs: list[tuple[str, Ancestry]]
+    """Directories to walk (depth first), hashing their files as they are listed."""
     groups: list[Group]
+    """Files to hash by name, before any walking: leftovers of other tasks, a big file."""
     algorithm: str
     buffer_size: int
     batch_bytes: int
-    """Stop after hashing this many bytes and return the rest as ``leftover``."""
+    """Hand back the rest of the task after reading this many bytes; a file bigger than
+    this is deferred (reported unread), to be sent again as a solo task."""
+    batch_files: int
+    """Hand back the rest of the task after hashing this many files."""
     solo: bool
     """True for a single big file sent on its own; it is never deferred again."""
     threads: int
     """Threads BLAKE3 may use inside one file of at least ``threads_min`` bytes."""
     threads_min: int
-    follow_symlinks: bool
 
 
-class BatchResult(NamedTuple):
+class TaskResult(NamedTuple):
     """What a worker sends back; every path is relative to the root."""
 
     paths: list[str]
@@ -82,10 +93,15 @@ class BatchResult(NamedTuple):
     """(size, hex digest, mtime_ns) per file: FileEntry's fields, as a plain tuple."""
     problems: list[tuple[str, str, str]]
     """(path, ProblemKind value, message)."""
+    listing: Listing
+    """Symlinks, skipped entries and listing errors found; ``subdirs`` is the walk's rest:
+    directories found (or given) but not walked yet."""
+    found: int
+    """Regular files the listings found (for progress)."""
     deferred: list[tuple[str, str, int]]
     """(directory, name, size): files larger than ``batch_bytes``, to be sent as solo tasks."""
     leftover: list[Group]
-    """Groups not yet done when the batch's byte budget ran out."""
+    """Files listed but not hashed when the task's budget ran out."""
 
 
 def worker_init(parent_pid: int) -> None:
@@ -174,104 +190,173 @@ def _problem_for(exc: OSError) -> tuple[str, str]:
     return ProblemKind.UNREADABLE, exc.strerror or str(exc)
 
 
-def hash_batch(batch: Batch) -> BatchResult:
-    """Hash the files of ``batch``; per-file failures become problems, never exceptions."""
-    result = BatchResult([], [], [], [], [])
-    buffer = bytearray(batch.buffer_size)
-    budget = batch.batch_bytes if not batch.solo else float("inf")
-    for index, (rel_dir, names) in enumerate(batch.groups):
-        prefix = f"{rel_dir}/" if rel_dir else ""
+def run_task(task: Task) -> TaskResult:
+    """Hash the task's files, then walk its directories, until its budget is spent.
+
+    Per-file and per-directory failures become problems, never exceptions. What the budget
+    did not cover goes back in ``leftover`` (files listed, not hashed) and in
+    ``listing.subdirs`` (directories not walked), for the parent to hand out again.
+    """
+    work = _Work(task)
+    groups = deque(task.groups)
+    while groups and not work.spent():
+        rel_dir, names = groups.popleft()
         try:
-            dir_fd = _open_dir(batch.root, rel_dir, batch.follow_symlinks)
+            dir_fd = _open_dir(task.scope.root, rel_dir, task.scope.follow_symlinks)
         except OSError as exc:
             kind, message = _problem_for(exc)
-            result.problems.extend((prefix + name, kind, message) for name in names)
+            prefix = f"{rel_dir}/" if rel_dir else ""
+            work.problems.extend((prefix + name, kind, message) for name in names)
             continue
         try:
-            spent, reached = _hash_names(batch, dir_fd, rel_dir, names, buffer, result, budget)
+            work.hash_names(dir_fd, rel_dir, names)
         finally:
             os.close(dir_fd)
-        budget -= spent
-        if reached < len(names):
-            result.leftover.append((rel_dir, names[reached:]))
-        if budget <= 0:  # the rest goes back to the parent as a new batch
-            result.leftover.extend(batch.groups[index + 1 :])
-            break
-    return result
+    work.leftover.extend(groups)
+    work.walk()
+    return work.result()
 
 
-def _hash_names(
-    batch: Batch,
-    dir_fd: int,
-    rel_dir: str,
-    names: list[str],
-    buffer: bytearray,
-    result: BatchResult,
-    budget: float,
-) -> tuple[int, int]:
-    """Hash ``names`` (files of one directory) until ``budget`` bytes are read.
+class _Work:
+    """One task's progress: what it has found and hashed, and what its budget still allows."""
 
-    Returns (bytes read, how many names were handled). This loop runs once per file of the
-    tree, so it is written for speed: names are bound locally, and a file that fits the
-    buffer costs open, fstat, one read, fstat, close and one hasher call.
-    """
-    prefix = f"{rel_dir}/" if rel_dir else ""
-    flags = _OPEN_FLAGS & ~os.O_NOFOLLOW if batch.follow_symlinks else _OPEN_FLAGS
-    open_, fstat, read, close, is_regular = os.open, os.fstat, os.read, os.close, stat.S_ISREG
-    new = _CONSTRUCTORS[batch.algorithm]
-    capacity = len(buffer)
-    paths, entries, problems = result.paths, result.entries, result.problems
-    spent = 0
-    for position, name in enumerate(names):
-        if spent >= budget:
-            return spent, position
-        try:
-            fd = open_(name, flags, dir_fd=dir_fd)
-        except OSError as exc:
-            problems.append((prefix + name, *_problem_for(exc)))
-            continue
-        try:
-            before = fstat(fd)
-            size = before.st_size
-            if not is_regular(before.st_mode):
-                problems.append((prefix + name, ProblemKind.CHANGED, "no longer a regular file"))
+    def __init__(self, task: Task) -> None:
+        self.task = task
+        self.buffer = bytearray(task.buffer_size)
+        self.bytes_left: float = float("inf") if task.solo else task.batch_bytes
+        self.files_left = task.batch_files
+        self.paths: list[str] = []
+        self.entries: list[tuple[int, str, int]] = []
+        self.problems: list[tuple[str, str, str]] = []
+        self.listing = Listing([], [], [], [])
+        self.found = 0
+        self.deferred: list[tuple[str, str, int]] = []
+        self.leftover: list[Group] = []
+
+    def spent(self) -> bool:
+        return self.bytes_left <= 0 or self.files_left <= 0
+
+    def result(self) -> TaskResult:
+        return TaskResult(
+            self.paths,
+            self.entries,
+            self.problems,
+            self.listing,
+            self.found,
+            self.deferred,
+            self.leftover,
+        )
+
+    def walk(self) -> None:
+        """Walk the task's directories depth first, hashing each one's files as it is
+        listed, until the budget is spent; the directories left go back in the listing."""
+        scope = self.task.scope
+        is_excluded = scope.excluder()
+        subdirs = self.listing.subdirs
+        stack = self.task.dirs[::-1]
+        while stack and not self.spent():
+            rel_dir, ancestry = stack.pop()
+            try:
+                dir_fd = _open_dir(scope.root, rel_dir, scope.follow_symlinks)
+            except OSError as exc:
+                self.listing.errors.append((rel_dir or ".", *_listing_problem(exc)))
                 continue
-            if size > batch.batch_bytes and not batch.solo:
-                result.deferred.append((rel_dir, name, size))
+            try:
+                try:
+                    names = list_directory(
+                        scope, is_excluded, dir_fd, rel_dir, ancestry, self.listing
+                    )
+                except OSError as exc:  # the listing failed part-way
+                    self.listing.errors.append((rel_dir or ".", *_listing_problem(exc)))
+                    names = []
+                subdirs.sort(reverse=True)  # the first in sorted order on top of the stack
+                stack.extend(subdirs)
+                subdirs.clear()
+                self.found += len(names)
+                self.hash_names(dir_fd, rel_dir, names)
+            finally:
+                os.close(dir_fd)
+        subdirs.extend(reversed(stack))
+
+    def hash_names(self, dir_fd: int, rel_dir: str, names: list[str]) -> None:
+        """Hash ``names`` (files of one directory) until the budget is spent; the rest go
+        back as a leftover group.
+
+        This loop runs once per file of the tree, so it is written for speed: names are
+        bound locally, and a file that fits the buffer costs open, fstat, one read, fstat,
+        close and one hasher call.
+        """
+        task = self.task
+        prefix = f"{rel_dir}/" if rel_dir else ""
+        flags = _OPEN_FLAGS & ~os.O_NOFOLLOW if task.scope.follow_symlinks else _OPEN_FLAGS
+        open_, fstat, read, close, is_regular = os.open, os.fstat, os.read, os.close, stat.S_ISREG
+        new = _CONSTRUCTORS[task.algorithm]
+        capacity = len(self.buffer)
+        paths, entries, problems = self.paths, self.entries, self.problems
+        bytes_left, files_left = self.bytes_left, self.files_left
+        for position, name in enumerate(names):
+            if bytes_left <= 0 or files_left <= 0:
+                self.leftover.append((rel_dir, names[position:]))
+                break
+            files_left -= 1
+            try:
+                fd = open_(name, flags, dir_fd=dir_fd)
+            except OSError as exc:
+                problems.append((prefix + name, *_problem_for(exc)))
                 continue
-            if size < capacity:  # one read gets it all; a short or long read shows below
-                data = read(fd, size + 1)  # measured: cheaper than readv + a memoryview slice
-                done = len(data)
-                hasher = new(data)
-            else:
-                hasher, done = _hash_large(fd, batch, size, buffer)
-            after = fstat(fd)
-        except OSError as exc:
-            problems.append((prefix + name, *_problem_for(exc)))
-            continue
-        except Exception as exc:  # one file's unexpected failure must not end the run
-            problems.append((prefix + name, ProblemKind.FAILED, f"{type(exc).__name__}: {exc}"))
-            continue
-        finally:
-            close(fd)
-        spent += done
-        if (
-            done != after.st_size
-            or size != after.st_size
-            or before.st_mtime_ns != after.st_mtime_ns
-            or before.st_ctime_ns != after.st_ctime_ns
-        ):
-            problems.append((prefix + name, ProblemKind.CHANGED, "changed while it was being read"))
-            continue
-        paths.append(prefix + name)
-        entries.append((done, hasher.hexdigest(), after.st_mtime_ns))
-    return spent, len(names)
+            try:
+                before = fstat(fd)
+                size = before.st_size
+                if not is_regular(before.st_mode):
+                    problems.append(
+                        (prefix + name, ProblemKind.CHANGED, "no longer a regular file")
+                    )
+                    continue
+                if size > task.batch_bytes and not task.solo:
+                    self.deferred.append((rel_dir, name, size))
+                    continue
+                if size < capacity:  # one read gets it all; a short or long read shows below
+                    data = read(fd, size + 1)  # measured: cheaper than readv + memoryview
+                    done = len(data)
+                    hasher = new(data)
+                else:
+                    hasher, done = self._hash_large(fd, size)
+                after = fstat(fd)
+            except OSError as exc:
+                problems.append((prefix + name, *_problem_for(exc)))
+                continue
+            except Exception as exc:  # one file's unexpected failure must not end the run
+                message = f"{type(exc).__name__}: {exc}"
+                problems.append((prefix + name, ProblemKind.FAILED, message))
+                continue
+            finally:
+                close(fd)
+            bytes_left -= done
+            if (
+                done != after.st_size
+                or size != after.st_size
+                or before.st_mtime_ns != after.st_mtime_ns
+                or before.st_ctime_ns != after.st_ctime_ns
+            ):
+                problems.append(
+                    (prefix + name, ProblemKind.CHANGED, "changed while it was being read")
+                )
+                continue
+            paths.append(prefix + name)
+            entries.append((done, hasher.hexdigest(), after.st_mtime_ns))
+        self.bytes_left, self.files_left = bytes_left, files_left
+
+    def _hash_large(self, fd: int, size: int) -> tuple[_Hasher, int]:
+        """Hash a file bigger than the buffer; BLAKE3 uses threads for a big enough one."""
+        task, buffer = self.task, self.buffer
+        threads = task.threads if size >= task.threads_min else 1
+        if threads > 1 and len(buffer) < _BLAKE3_THREADED_BUFFER:
+            buffer = bytearray(_BLAKE3_THREADED_BUFFER)
+        hasher = new_hasher(task.algorithm, threads)
+        return hasher, hash_fd(fd, hasher, buffer)
 
 
-def _hash_large(fd: int, batch: Batch, size: int, buffer: bytearray) -> tuple[_Hasher, int]:
-    """Hash a file bigger than the buffer; BLAKE3 uses threads for a big enough one."""
-    threads = batch.threads if size >= batch.threads_min else 1
-    if threads > 1 and len(buffer) < _BLAKE3_THREADED_BUFFER:
-        buffer = bytearray(_BLAKE3_THREADED_BUFFER)
-    hasher = new_hasher(batch.algorithm, threads)
-    return hasher, hash_fd(fd, hasher, buffer)
+def _listing_problem(exc: OSError) -> tuple[str, str]:
+    """(ProblemKind value, message) for a directory that could not be opened or listed."""
+    kind = ProblemKind.VANISHED if exc.errno == errno.ENOENT else ProblemKind.UNREADABLE
+    return kind, f"cannot list directory: {exc.strerror or exc}"

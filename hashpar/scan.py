@@ -1,10 +1,13 @@
-"""Walk a tree: decide what each entry is and hand regular files out in batches of names.
+"""List one directory of a walk: decide what each entry is, and which files to hash.
 
-The walk runs in the parent and does as little per file as it can: ``os.scandir`` already
-knows each entry's type (d_type), so a regular file costs no ``stat`` here; the worker that
-hashes it does the ``fstat``. What is not a regular file is settled here:
+Walking is done by the workers, each listing the directories of its task with
+:func:`list_directory` and hashing the files at once, so the parent does no per-entry work.
+Everything a walk needs travels as plain data in a :class:`Scope`.
 
-* a directory is descended into (an unreadable one is an error, never silently skipped);
+``os.scandir`` already knows each entry's type (d_type), so a regular file costs no ``stat``
+here; the code that hashes it does the ``fstat``. What is not a regular file is settled here:
+
+* a directory is returned to be walked (an unreadable one is an error, never silently skipped);
 * a symlink is recorded with its target and never followed, unless ``follow_symlinks``, in
   which case links that stay inside the root are followed, a directory link leading back into
   its own ancestry is a ``symlink-loop`` error, and a link leading outside the root is recorded
@@ -15,21 +18,24 @@ hashes it does the ``fstat``. What is not a regular file is settled here:
 
 from __future__ import annotations
 
+import bisect
 import errno
 import functools
 import os
 import stat
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
-from hashpar.hashing import Group
-from hashpar.models import Problem, ProblemKind, SpecialKind
+from hashpar.models import ProblemKind, SpecialKind
 from hashpar.names import unsafe_reason
 
-__all__ = ["Excluder", "Walker"]
+__all__ = ["Ancestry", "Excluder", "Listing", "Scope", "list_directory", "special_kind"]
 
 Excluder = Callable[[str, bool], bool]
 """A predicate on (relative path, is-directory): True leaves the entry out of the walk."""
+
+Ancestry = tuple[tuple[int, int], ...]
+"""(device, inode) of a directory and its ancestors; tracked only when links are followed."""
 
 _SPECIAL_KINDS: tuple[tuple[Callable[[int], bool], SpecialKind], ...] = (
     (stat.S_ISFIFO, SpecialKind.FIFO),
@@ -44,176 +50,213 @@ def special_kind(mode: int) -> SpecialKind:
     return next((kind for test, kind in _SPECIAL_KINDS if test(mode)), SpecialKind.OTHER)
 
 
-@dataclass(frozen=True)
-class _Dir:
-    """A directory waiting to be listed, and the (dev, inode) chain of its ancestors."""
-
-    rel: str
-    ancestry: frozenset[tuple[int, int]] = frozenset()
-
-
-@dataclass
-class Walker:
-    """Walks ``root`` once; :meth:`batches` yields file groups, the rest lands in the fields."""
+class Scope(NamedTuple):
+    """What a walk covers, as plain data: it is sent with every task to the workers."""
 
     root: str
     """Absolute path of the root directory."""
     follow_symlinks: bool = False
-    is_excluded: Excluder | None = None
-    """Called with (relative path, is-directory); True leaves the entry out of the walk.
-    None: nothing is excluded, and plain names take the walk's fast path."""
+    patterns: tuple[str, ...] = ()
+    """gitignore patterns, relative to the root: matching entries are left out."""
+    only: str | None = None
+    """A single file's name: everything else in the root directory is left out."""
+    listed: tuple[str, ...] | None = None
+    """Sorted relative paths: when set, only these files (and the directories that lead to
+    them) are looked at. The parent sends each task just the part below its directories."""
     skip_paths: frozenset[str] = frozenset()
     """Relative paths left out silently: hashpar's own output and manifest files."""
-    batch_files: int = 256
-    files_found: int = 0
-    symlinks: dict[str, str] = field(default_factory=dict)
-    skipped: dict[str, SpecialKind] = field(default_factory=dict)
-    errors: dict[str, Problem] = field(default_factory=dict)
 
-    def batches(self) -> Iterator[list[Group]]:
-        """Yield lists of (directory, names) holding at most ``batch_files`` names in all.
+    def excluder(self) -> Excluder | None:
+        """The exclusion predicate, or None when nothing is excluded (the fast path)."""
+        if not self.patterns and self.only is None and self.listed is None:
+            return None
+        return _excluder(self.patterns, self.only, self.listed)
 
-        Directories are listed in sorted order and names sorted within each, so results come
-        back nearly sorted and the final sort is cheap.
-        """
-        real_root = os.path.realpath(self.root)
-        start = os.stat(self.root)
-        stack = [_Dir("", frozenset({(start.st_dev, start.st_ino)}))]
-        groups: list[Group] = []
-        count = 0
-        while stack:
-            directory = stack.pop()
-            subdirs: list[_Dir] = []
-            names = self._scan(directory, real_root, subdirs)
-            stack.extend(sorted(subdirs, key=lambda d: d.rel, reverse=True))
-            if not names:
-                continue
-            names.sort()
-            self.files_found += len(names)
-            while names:
-                room = self.batch_files - count
-                groups.append((directory.rel, names[:room]))
-                count += len(names[:room])
-                names = names[room:]
-                if count >= self.batch_files:
-                    yield groups
-                    groups, count = [], 0
-        if groups:
-            yield groups
+    def below(self, directories: list[str]) -> Scope:
+        """This scope for a task that walks ``directories``: ``listed`` cut down to the
+        paths below them (bisection: a run of the sorted list per directory)."""
+        listed = self.listed
+        if listed is None or directories == [""]:
+            return self
+        part: list[str] = []
+        for directory in directories:
+            start = bisect.bisect_left(listed, directory + "/")
+            end = bisect.bisect_left(listed, directory + "0")  # "0" follows "/"
+            part.extend(listed[start:end])
+        return self._replace(listed=tuple(part))
 
-    def _scan(self, directory: _Dir, real_root: str, subdirs: list[_Dir]) -> list[str]:
-        """List one directory: return the regular files' names, record everything else.
 
-        The loop is the walk's hot path, run once per entry of the tree: a plain name (no
-        backslash, no possible drive form, not on the skip list, no excludes in force)
-        costs only the d_type checks. Anything else takes :meth:`_place`, which builds the
-        relative path and applies every rule.
-        """
-        rel_dir = directory.rel
-        prefix = f"{rel_dir}/" if rel_dir else ""
-        careful = self.is_excluded is not None
-        skip_names = self._skip_names
-        names: list[str] = []
-        try:
-            with os.scandir(os.path.join(self.root, rel_dir)) as it:
-                for entry in it:
-                    name = entry.name
-                    if (
-                        careful
-                        or "\\" in name
-                        or name in skip_names
-                        or (not rel_dir and name[1:2] == ":")
-                    ):
-                        if self._place(entry, prefix + name, directory, real_root, subdirs):
-                            names.append(name)
-                    elif entry.is_file(follow_symlinks=False):
-                        names.append(name)
-                    elif entry.is_dir(follow_symlinks=False):
-                        subdirs.append(_Dir(prefix + name, self._ancestry(entry, directory)))
-                    elif self._place(entry, prefix + name, directory, real_root, subdirs):
-                        names.append(name)
-        except OSError as exc:
-            kind = (
-                ProblemKind.VANISHED
-                if isinstance(exc, FileNotFoundError)
-                else (ProblemKind.UNREADABLE)
-            )
-            self.errors[rel_dir or "."] = Problem(kind, f"cannot list directory: {exc.strerror}")
-        return names
+def compile_patterns(patterns: tuple[str, ...]) -> Excluder | None:
+    """A predicate from gitignore patterns (pathspec does the matching); ValueError or
+    TypeError for a bad pattern."""
+    if not patterns:
+        return None
+    import pathspec  # 28 ms to import: only paid when there are patterns
 
-    @functools.cached_property
-    def _skip_names(self) -> frozenset[str]:
-        """Base names of ``skip_paths``: only entries with these names need the check."""
-        return frozenset(path.rsplit("/", 1)[-1] for path in self.skip_paths)
+    spec = pathspec.GitIgnoreSpec.from_lines(patterns)
 
-    def _place(
-        self, entry: os.DirEntry[str], rel: str, parent: _Dir, real_root: str, subdirs: list[_Dir]
-    ) -> bool:
-        """Apply every rule to one entry; True when it is a regular file to hash."""
-        if rel in self.skip_paths:
-            return False
-        try:
-            is_dir = entry.is_dir(follow_symlinks=False)
-            if self.is_excluded is not None and self.is_excluded(rel, is_dir):
-                return False
-            reason = unsafe_reason(rel)
-            if reason is not None:
-                self.errors[rel] = Problem(ProblemKind.UNSAFE_NAME, reason)
-                return False
-            if is_dir:
-                subdirs.append(_Dir(rel, self._ancestry(entry, parent)))
-                return False
-            if entry.is_file(follow_symlinks=False):
-                return True
-            if entry.is_symlink():
-                return self._symlink(entry, rel, parent, real_root, subdirs)
-            self.skipped[rel] = special_kind(entry.stat(follow_symlinks=False).st_mode)
-        except OSError as exc:
-            kind = (
-                ProblemKind.VANISHED
-                if isinstance(exc, FileNotFoundError)
-                else (ProblemKind.UNREADABLE)
-            )
-            self.errors[rel] = Problem(kind, exc.strerror or str(exc))
-        return False
+    def is_excluded(path: str, is_dir: bool) -> bool:
+        return bool(spec.match_file(path + "/" if is_dir else path))
 
-    def _ancestry(self, entry: os.DirEntry[str], parent: _Dir) -> frozenset[tuple[int, int]]:
-        """The ancestry of a subdirectory; only tracked when links are followed."""
-        if not self.follow_symlinks:
-            return frozenset()
-        st = entry.stat(follow_symlinks=False)
-        return parent.ancestry | {(st.st_dev, st.st_ino)}
+    return is_excluded
 
-    def _symlink(
-        self, entry: os.DirEntry[str], rel: str, parent: _Dir, real_root: str, subdirs: list[_Dir]
-    ) -> bool:
-        """Record a symlink, or with ``follow_symlinks`` follow it when it stays in the root."""
-        target = os.readlink(entry.path)
-        if not self.follow_symlinks:
-            self.symlinks[rel] = target
-            return False
-        resolved = os.path.realpath(entry.path)
-        if os.path.commonpath([real_root, resolved]) != real_root:
-            self.symlinks[rel] = target
-            return False
-        try:
-            st = os.stat(entry.path)
-        except OSError as exc:
-            if exc.errno == errno.ELOOP:  # links pointing at each other in a circle
-                self.errors[rel] = Problem(ProblemKind.LOOP, f"symbolic link loop ({target})")
-            else:  # dangling: nothing to follow, so it stays a symlink
-                self.symlinks[rel] = target
-            return False
-        if stat.S_ISREG(st.st_mode):
+
+_compiled = functools.lru_cache(maxsize=4)(compile_patterns)
+"""Each worker compiles a run's patterns once, not once per task."""
+
+
+def _excluder(
+    patterns: tuple[str, ...], only: str | None, listed: tuple[str, ...] | None
+) -> Excluder:
+    by_pattern = _compiled(patterns)
+    wanted = frozenset(listed) if listed is not None else frozenset()
+
+    def leads_to_listed(directory: str) -> bool:
+        assert listed is not None
+        prefix = directory + "/"
+        index = bisect.bisect_left(listed, prefix)
+        return index < len(listed) and listed[index].startswith(prefix)
+
+    def is_excluded(path: str, is_dir: bool) -> bool:
+        if only is not None and path != only:
             return True
-        if stat.S_ISDIR(st.st_mode):
-            key = (st.st_dev, st.st_ino)
-            if key in parent.ancestry:
-                self.errors[rel] = Problem(
-                    ProblemKind.LOOP, f"leads back to an ancestor ({target})"
-                )
-            else:
-                subdirs.append(_Dir(rel, parent.ancestry | {key}))
-            return False
-        self.skipped[rel] = special_kind(st.st_mode)
+        if listed is not None and not (leads_to_listed(path) if is_dir else path in wanted):
+            return True
+        return by_pattern is not None and by_pattern(path, is_dir)
+
+    return is_excluded
+
+
+class Listing(NamedTuple):
+    """What listing one directory found, besides the files to hash."""
+
+    subdirs: list[tuple[str, Ancestry]]
+    symlinks: list[tuple[str, str]]
+    """(path, target)"""
+    skipped: list[tuple[str, str]]
+    """(path, SpecialKind value)"""
+    errors: list[tuple[str, str, str]]
+    """(path, ProblemKind value, message)"""
+
+
+def list_directory(
+    scope: Scope,
+    is_excluded: Excluder | None,
+    dir_fd: int,
+    rel_dir: str,
+    ancestry: Ancestry,
+    found: Listing,
+) -> list[str]:
+    """List the open directory ``dir_fd`` (``rel_dir`` below the root): return the names of
+    its regular files, sorted, and add everything else to ``found``.
+
+    The loop is the walk's hot path, run once per entry of the tree: a plain name (no
+    backslash, no possible drive form, not on the skip list, no excludes in force) costs
+    only the d_type checks. Anything else takes :func:`_place`, which applies every rule.
+    """
+    prefix = f"{rel_dir}/" if rel_dir else ""
+    careful = is_excluded is not None
+    skip_names = _base_names(scope.skip_paths)
+    names: list[str] = []
+    subdirs = found.subdirs
+    with os.scandir(dir_fd) as it:
+        for entry in it:
+            name = entry.name
+            if careful or "\\" in name or name in skip_names or (not rel_dir and name[1:2] == ":"):
+                if _place(scope, is_excluded, entry, prefix + name, dir_fd, ancestry, found):
+                    names.append(name)
+            elif entry.is_file(follow_symlinks=False):
+                names.append(name)
+            elif entry.is_dir(follow_symlinks=False):
+                subdirs.append((prefix + name, _ancestry(scope, entry, ancestry)))
+            elif _place(scope, is_excluded, entry, prefix + name, dir_fd, ancestry, found):
+                names.append(name)
+    names.sort()  # results come back nearly sorted, so the final sort is cheap
+    return names
+
+
+@functools.lru_cache(maxsize=4)
+def _base_names(skip_paths: frozenset[str]) -> frozenset[str]:
+    """Base names of ``skip_paths``: only entries with these names need the check."""
+    return frozenset(path.rsplit("/", 1)[-1] for path in skip_paths)
+
+
+def _place(
+    scope: Scope,
+    is_excluded: Excluder | None,
+    entry: os.DirEntry[Any],
+    rel: str,
+    dir_fd: int,
+    ancestry: Ancestry,
+    found: Listing,
+) -> bool:
+    """Apply every rule to one entry; True when it is a regular file to hash."""
+    if rel in scope.skip_paths:
         return False
+    try:
+        is_dir = entry.is_dir(follow_symlinks=False)
+        if is_excluded is not None and is_excluded(rel, is_dir):
+            return False
+        reason = unsafe_reason(rel)
+        if reason is not None:
+            found.errors.append((rel, ProblemKind.UNSAFE_NAME, reason))
+            return False
+        if is_dir:
+            found.subdirs.append((rel, _ancestry(scope, entry, ancestry)))
+            return False
+        if entry.is_file(follow_symlinks=False):
+            return True
+        if entry.is_symlink():
+            return _symlink(scope, entry.name, rel, dir_fd, ancestry, found)
+        found.skipped.append((rel, special_kind(entry.stat(follow_symlinks=False).st_mode)))
+    except OSError as exc:
+        found.errors.append((rel, *_listing_problem(exc)))
+    return False
+
+
+def _listing_problem(exc: OSError) -> tuple[str, str]:
+    kind = ProblemKind.VANISHED if exc.errno == errno.ENOENT else ProblemKind.UNREADABLE
+    return kind, exc.strerror or str(exc)
+
+
+def _ancestry(scope: Scope, entry: os.DirEntry[Any], ancestry: Ancestry) -> Ancestry:
+    """The ancestry of a subdirectory; only tracked when links are followed."""
+    if not scope.follow_symlinks:
+        return ()
+    st = entry.stat(follow_symlinks=False)
+    return (*ancestry, (st.st_dev, st.st_ino))
+
+
+def _symlink(
+    scope: Scope, name: str, rel: str, dir_fd: int, ancestry: Ancestry, found: Listing
+) -> bool:
+    """Record a symlink, or with ``follow_symlinks`` follow it when it stays in the root."""
+    target = os.readlink(name, dir_fd=dir_fd)
+    if not scope.follow_symlinks:
+        found.symlinks.append((rel, target))
+        return False
+    path = os.path.join(scope.root, rel)
+    real_root = os.path.realpath(scope.root)
+    resolved = os.path.realpath(path)
+    if os.path.commonpath([real_root, resolved]) != real_root:
+        found.symlinks.append((rel, target))
+        return False
+    try:
+        st = os.stat(path)
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:  # links pointing at each other in a circle
+            found.errors.append((rel, ProblemKind.LOOP, f"symbolic link loop ({target})"))
+        else:  # dangling: nothing to follow, so it stays a symlink
+            found.symlinks.append((rel, target))
+        return False
+    if stat.S_ISREG(st.st_mode):
+        return True
+    if stat.S_ISDIR(st.st_mode):
+        key = (st.st_dev, st.st_ino)
+        if key in ancestry:
+            found.errors.append((rel, ProblemKind.LOOP, f"leads back to an ancestor ({target})"))
+        else:
+            found.subdirs.append((rel, (*ancestry, key)))
+        return False
+    found.skipped.append((rel, special_kind(st.st_mode)))
+    return False

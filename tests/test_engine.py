@@ -10,15 +10,15 @@ from typing import Any
 import pytest
 
 from conftest import TreeSpec
-from hashpar import Tuning, make_manifest
-from hashpar.hashing import Batch
+from hashpar import Algorithm, Tuning, make_manifest, scan_tree
+from hashpar.hashing import Task
 
 
 class Recording(Executor):
-    """Runs tasks in-process and keeps every Batch it was given."""
+    """Runs tasks in-process and keeps every Task it was given."""
 
     def __init__(self) -> None:
-        self.batches: list[Batch] = []
+        self.batches: list[Task] = []
 
     def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
         self.batches.append(args[0])
@@ -67,6 +67,55 @@ def test_a_worker_hands_back_what_its_byte_budget_did_not_cover(
     recording = Recording()
     manifest = make_manifest(root, jobs=2, tuning=Tuning(batch_bytes=1 << 10), executor=recording)
     assert len(manifest.files) == 20
-    assert len(recording.batches) > 1  # leftovers came back as new batches
-    sent = [name for batch in recording.batches for _, names in batch.groups for name in names]
-    assert sorted(set(sent)) == sorted(f"f{i:02d}" for i in range(20))
+    walked, *rest = recording.batches  # the walk listed d, hashed two files, handed back 18
+    assert [rel for rel, _ in walked.dirs] == [""] and walked.groups == []
+    sent = [name for batch in rest for _, names in batch.groups for name in names]
+    assert sorted(sent) == [f"f{i:02d}" for i in range(2, 20)]
+    assert all(not batch.dirs for batch in rest)
+
+
+def test_a_huge_directory_comes_back_in_tasks_of_at_most_batch_files(
+    tree: Callable[[TreeSpec], Path],
+) -> None:
+    root = tree({f"big/f{i:03d}": b"x" for i in range(50)} | {"a/x": b"", "b/y": b""})
+    recording = Recording()
+    manifest = make_manifest(root, jobs=2, tuning=Tuning(batch_files=8), executor=recording)
+    assert len(manifest.files) == 52
+    sizes = [sum(len(names) for _, names in batch.groups) for batch in recording.batches]
+    assert max(sizes) <= 8
+    hashed = [n for batch in recording.batches for _, names in batch.groups for n in names]
+    assert len(hashed) == len(set(hashed))  # nothing is handed out twice
+
+
+def test_directories_left_over_are_split_among_the_workers(
+    tree: Callable[[TreeSpec], Path],
+) -> None:
+    root = tree({f"d{i}/f{j}": b"x" for i in range(12) for j in range(4)})
+    recording = Recording()
+    manifest = make_manifest(root, jobs=2, tuning=Tuning(batch_files=4), executor=recording)
+    assert len(manifest.files) == 48
+    first, second = recording.batches[:2]
+    assert [rel for rel, _ in first.dirs] == [""]
+    assert 1 <= len(second.dirs) < 11  # the root task's 11 unwalked directories, in parts
+    handed_out = {rel for batch in recording.batches for rel, _ in batch.dirs}
+    assert handed_out == {"", *(f"d{i}" for i in range(1, 12))}  # d0: by the root's task
+
+
+def test_each_task_carries_only_the_listed_paths_below_its_directories(
+    tree: Callable[[TreeSpec], Path],
+) -> None:
+    root = tree({f"d{i}/f{j}": b"x" for i in range(6) for j in range(3)})
+    recording = Recording()
+    listed = [f"d{i}/f0" for i in range(6)]
+    snapshot = scan_tree(
+        str(root),
+        algorithm=Algorithm.SHA256,
+        jobs=2,
+        tuning=Tuning(batch_files=1),
+        executor=recording,
+        listed=listed,
+    )
+    assert sorted(snapshot.files) == listed
+    for batch in recording.batches[1:]:
+        below = batch.scope.listed or ()
+        assert all(any(p.startswith(rel + "/") for rel, _ in batch.dirs) for p in below)

@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from hashpar import Algorithm, Tuning, scan_tree
-from hashpar.hashing import Batch, hash_batch
+from hashpar.hashing import Task, run_task
+from hashpar.scan import Scope
 
 DATA = Path(__file__).parent / "data"
 
@@ -102,16 +103,17 @@ def test_blake3_vectors_with_threads_inside_one_file(tmp_path: Path, buffer_size
     vectors = blake3_vectors()
     write_tree(tmp_path / "v", vectors)
     for name, (_, expected) in vectors.items():
-        batch = Batch(
-            root=str(tmp_path / "v"),
+        task = Task(
+            scope=Scope(root=str(tmp_path / "v")),
+            dirs=[],
             groups=[("", [name])],
             algorithm="blake3",
             buffer_size=buffer_size,
             batch_bytes=1,
+            batch_files=1,
             solo=True,
             threads=2,
             threads_min=0,
-            follow_symlinks=False,
         )
-        result = hash_batch(batch)
+        result = run_task(task)
         assert result.paths == [name] and result.entries[0][1] == expected

@@ -6,7 +6,7 @@ reading it afterwards, so the change provably fell inside the read (a rare lost 
 retried, never counted as a pass). Vanishing entries come from the test-only shim, which
 removes them right after the walk listed them. Permission faults run as root without the
 capabilities that bypass file modes (see docs/reliability.md); the lowest-layer cases call
-:func:`hashpar.hashing.hash_batch` directly.
+:func:`hashpar.hashing.run_task` directly.
 """
 
 from __future__ import annotations
@@ -33,7 +33,8 @@ from faultkit import (
 )
 
 from hashpar.engine import Tuning
-from hashpar.hashing import Batch, BatchResult, hash_batch
+from hashpar.hashing import Task, TaskResult, run_task
+from hashpar.scan import Scope
 
 CHANGING_SIZE = 1 << 30
 DROP_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
@@ -216,29 +217,30 @@ def test_few_file_descriptors(method: str, tmp_path: Path) -> None:
 # -- the lowest layer: one batch, hashed in-process -------------------------------------------
 
 
-def _batch(root: Path, groups: list[tuple[str, list[str]]]) -> Batch:
+def _batch(root: Path, groups: list[tuple[str, list[str]]]) -> Task:
     tuning = Tuning()
-    return Batch(
-        root=str(root),
+    return Task(
+        scope=Scope(root=str(root)),
+        dirs=[],
         groups=groups,
         algorithm="blake3",
         buffer_size=tuning.buffer_size,
         batch_bytes=tuning.batch_bytes,
+        batch_files=tuning.batch_files,
         solo=False,
         threads=1,
         threads_min=tuning.blake3_threads_min,
-        follow_symlinks=False,
     )
 
 
-def _problems(result: BatchResult) -> dict[str, tuple[str, str]]:
+def _problems(result: TaskResult) -> dict[str, tuple[str, str]]:
     return {path: (kind, message) for path, kind, message in result.problems}
 
 
 def test_batch_with_vanished_file_and_directory(tmp_path: Path) -> None:
     (tmp_path / "d").mkdir()
     (tmp_path / "kept").write_bytes(b"kept")
-    result = hash_batch(_batch(tmp_path, [("", ["gone", "kept"]), ("d", ["x", "y"])]))
+    result = run_task(_batch(tmp_path, [("", ["gone", "kept"]), ("d", ["x", "y"])]))
     vanished = ("vanished", "vanished before it could be read")
     assert _problems(result) == {"gone": vanished, "d/x": vanished, "d/y": vanished}
     assert result.paths == ["kept"]
@@ -251,7 +253,7 @@ def test_batch_with_entries_replaced_after_the_walk(tmp_path: Path) -> None:
     os.symlink("real/f", tmp_path / "link")
     os.mkfifo(tmp_path / "fifo")
     os.symlink("real", tmp_path / "dirlink")
-    result = hash_batch(_batch(tmp_path, [("", ["link", "fifo"]), ("dirlink", ["f"])]))
+    result = run_task(_batch(tmp_path, [("", ["link", "fifo"]), ("dirlink", ["f"])]))
     assert _problems(result) == {
         "link": ("changed", "replaced by a symbolic link during the run"),
         "fifo": ("changed", "no longer a regular file"),
@@ -265,6 +267,6 @@ def test_batch_does_not_leak_descriptors(tmp_path: Path) -> None:
     groups = [(f"d{i:04d}", [f"f{n:07d}" for n in range(i * 50, i * 50 + 50)]) for i in range(4)]
     groups.append(("missing-dir", ["a"]))
     before = len(os.listdir("/proc/self/fd"))
-    result = hash_batch(_batch(tmp_path, groups))
+    result = run_task(_batch(tmp_path, groups))
     assert len(os.listdir("/proc/self/fd")) == before
     assert len(result.paths) == 200

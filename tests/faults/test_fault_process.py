@@ -86,11 +86,12 @@ def test_worker_killed_with_sigkill_mid_run(method: str, tmp_path: Path) -> None
 @pytest.mark.parametrize("method", START_METHODS)
 @pytest.mark.parametrize("fault", ["segv", "exit", "sigkill"])
 def test_worker_that_dies_by_itself_stops_the_run(method: str, fault: str, tmp_path: Path) -> None:
-    """A real NULL dereference, ``os._exit(3)``, or a worker's own SIGKILL."""
+    """A real NULL dereference, ``os._exit(3)``, or a worker's own SIGKILL. The last file is
+    the one: the first ones are hashed in-process, before any worker starts."""
     tree = many_files(tmp_path / "tree", POOL_TREE, content=b"data")
     out = tmp_path / "out" / "manifest.json"
     out.parent.mkdir()
-    env = hashpar_env(method, {"HASHPAR_TEST_FAULT": f"{fault}:f0000300"})
+    env = hashpar_env(method, {"HASHPAR_TEST_FAULT": f"{fault}:f{POOL_TREE - 1:07d}"})
     run = start(["make", tree, "-j", "2", "-o", out], env)
     stdout, stderr = finish(run, 50)
     assert (run.returncode, stdout, stderr) == (2, b"", CRASHED)
