@@ -26,7 +26,7 @@ from types import FrameType
 
 from hashpar.errors import HashparError, Terminated
 
-__all__ = ["EXIT_DIFFERENT", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_UNUSABLE", "main"]
+__all__ = ["EXIT_DIFFERENT", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_UNUSABLE", "main", "version_line"]
 
 EXIT_OK = 0
 EXIT_DIFFERENT = 1
@@ -58,6 +58,11 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(argv: list[str]) -> int:
     """Run the command line; return the exit code instead of exiting."""
+    if argv == ["--version"]:
+        # The one answer that needs neither the library nor typer, whose import and app
+        # building cost more than the rest of Python's start-up (docs/design.md, "Start-up").
+        print(version_line())
+        return EXIT_OK
     import typer
 
     from hashpar.cli.app import app
@@ -99,6 +104,13 @@ def run(argv: list[str]) -> int:
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     return code
+
+
+def version_line() -> str:
+    """What ``hashpar --version`` prints."""
+    from hashpar import __version__
+
+    return f"hashpar {__version__}"
 
 
 def _error(message: str, debug: bool) -> None:

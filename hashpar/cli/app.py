@@ -10,7 +10,7 @@ from typing import Annotated
 
 import typer
 
-from hashpar import __version__
+from hashpar.cli import version_line
 
 __all__ = ["DebugOption", "JobsOption", "QuietOption", "app"]
 
@@ -41,7 +41,7 @@ DebugOption = Annotated[bool, typer.Option("--debug", help="Show a traceback on 
 
 def _version(value: bool) -> None:
     if value:
-        print(f"hashpar {__version__}")
+        print(version_line())
         raise typer.Exit()
 
 

@@ -6,11 +6,9 @@ from typing import Annotated
 
 import typer
 
-from hashpar.api import diff_manifests, load_manifest
 from hashpar.cli import EXIT_DIFFERENT, EXIT_OK
 from hashpar.cli.app import DebugOption, app
 from hashpar.cli.cmd_verify import JsonOption, ReportQuietOption, write_report
-from hashpar.cli.output import open_output
 
 __all__ = ["diff"]
 
@@ -32,6 +30,9 @@ def diff(
     Exit 0 when they list the same contents, 1 when they differ, 2 when either is unusable
     or they use different algorithms.
     """
+    from hashpar.api import diff_manifests, load_manifest
+    from hashpar.cli.output import open_output
+
     if old == "-" and new == "-":
         raise typer.BadParameter("only one of OLD and NEW can be standard input")
     with open_output(None) as out:
