@@ -11,11 +11,13 @@ from typing import Annotated
 import typer
 
 from hashpar.cli import version_line
+from hashpar.cli.convert import ConvertingGroup
 
 __all__ = ["DebugOption", "JobsOption", "QuietOption", "app"]
 
 app = typer.Typer(
     name="hashpar",
+    cls=ConvertingGroup,
     help="Parallel file-integrity manifests: hash a tree with BLAKE3 or SHA-256, verify it later.",
     add_completion=False,
     no_args_is_help=True,

@@ -9,11 +9,12 @@ import typer
 from hashpar.cli import EXIT_DIFFERENT, EXIT_OK
 from hashpar.cli.app import DebugOption, app
 from hashpar.cli.cmd_verify import JsonOption, ReportQuietOption, write_report
+from hashpar.cli.convert import ConvertingCommand
 
 __all__ = ["diff"]
 
 
-@app.command()
+@app.command(cls=ConvertingCommand)
 def diff(
     old: Annotated[
         str, typer.Argument(metavar="OLD", help="The earlier manifest (or - for standard input).")

@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from hashpar.cli.app import DebugOption, app
+from hashpar.cli.convert import ConvertingCommand
 from hashpar.errors import UsageError
 from hashpar.formats.records import ChecksumFormat
 
@@ -18,7 +19,7 @@ if TYPE_CHECKING:
 __all__ = ["export", "read_manifest"]
 
 
-@app.command()
+@app.command(cls=ConvertingCommand)
 def export(
     manifest_path: Annotated[
         str, typer.Argument(metavar="MANIFEST", help="A manifest written by hashpar make.")

@@ -9,6 +9,7 @@ import typer
 
 from hashpar import __version__
 from hashpar.cli.app import DebugOption, app
+from hashpar.cli.convert import ConvertingCommand
 from hashpar.errors import ManifestError
 from hashpar.formats.records import ChecksumFormat
 from hashpar.models import Algorithm
@@ -37,7 +38,7 @@ FormatOption = Annotated[
 ]
 
 
-@app.command("import")
+@app.command("import", cls=ConvertingCommand)
 def import_sums(
     sums_file: Annotated[
         str,

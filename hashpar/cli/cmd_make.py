@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING, Annotated
 import typer
 
 from hashpar.cli.app import DebugOption, JobsOption, QuietOption, app
+from hashpar.cli.convert import ConvertingCommand
 from hashpar.models import Algorithm
 
 if TYPE_CHECKING:
@@ -16,7 +17,7 @@ if TYPE_CHECKING:
 __all__ = ["make", "report_problems"]
 
 
-@app.command()
+@app.command(cls=ConvertingCommand)
 def make(
     path: Annotated[str, typer.Argument(help="Directory (or single file) to hash.")],
     algo: Annotated[Algorithm, typer.Option("--algo", help="Digest algorithm.")] = (

@@ -13,6 +13,7 @@ import typer
 from hashpar.cli import EXIT_DIFFERENT, EXIT_OK
 from hashpar.cli.app import DebugOption, JobsOption, app
 from hashpar.cli.cmd_import import AlgoOption, FormatOption, report_malformed
+from hashpar.cli.convert import ConvertingCommand
 from hashpar.errors import ManifestError, UsageError
 from hashpar.formats.records import ChecksumFormat
 
@@ -106,7 +107,7 @@ def _decode(data: bytes, source: str) -> Manifest:
         raise ManifestError(f"{'standard input' if source == '-' else source}: {exc}") from None
 
 
-@app.command()
+@app.command(cls=ConvertingCommand)
 def verify(
     manifest: Annotated[
         str,
