@@ -16,7 +16,7 @@ import pytest
 import typer.main
 
 import hashpar
-from hashpar.cli.app import app
+from hashpar.cli.app import load_commands
 
 
 def imported_by(*args: str) -> set[str]:
@@ -146,7 +146,7 @@ def test_converters_agree_with_typer_on_every_option() -> None:
 
     from hashpar.cli.convert import _Converter
 
-    group: Any = typer.main.get_command(app)
+    group: Any = typer.main.get_command(load_commands())
     checked = 0
     for command in [group, *group.commands.values()]:
         ctx = typer.Context(command, info_name=command.name)

@@ -65,8 +65,10 @@ def run(argv: list[str]) -> int:
         return EXIT_OK
     import typer
 
-    from hashpar.cli.app import app
+    from hashpar.cli.app import load_commands
     from hashpar.cli.output import PipeClosed
+
+    app = load_commands(argv)
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
