@@ -21,7 +21,6 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import traceback
 from types import FrameType
 
 from hashpar.errors import HashparError, Terminated
@@ -117,5 +116,7 @@ def version_line() -> str:
 
 def _error(message: str, debug: bool) -> None:
     if debug:
+        import traceback  # 2 ms at start-up otherwise, for '--debug' only
+
         traceback.print_exc()
     print(f"hashpar: error: {message}", file=sys.stderr)
