@@ -14,29 +14,104 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-from hashpar.api import diff_manifests, load_manifest, make_manifest, scan_tree, verify_tree
-from hashpar.compare import Move, Report, compare
-from hashpar.engine import Tuning, default_jobs
-from hashpar.errors import (
-    HashparError,
-    ManifestError,
-    OutputError,
-    Terminated,
-    UsageError,
-    WorkerCrashed,
-)
-from hashpar.events import Progress, ProgressCallback
-from hashpar.manifest import decode_manifest, encode_manifest, write_manifest
-from hashpar.models import (
-    Algorithm,
-    FileEntry,
-    KeyOrdered,
-    Manifest,
-    Problem,
-    ProblemKind,
-    Snapshot,
-    SpecialKind,
-)
+import importlib
+import sys
+import types
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs 2 ms (mypy knows the name)
+if TYPE_CHECKING:
+    from hashpar.api import diff_manifests, load_manifest, make_manifest, scan_tree, verify_tree
+    from hashpar.compare import Move, Report, compare
+    from hashpar.engine import Tuning, default_jobs
+    from hashpar.errors import (
+        HashparError,
+        ManifestError,
+        OutputError,
+        Terminated,
+        UsageError,
+        WorkerCrashed,
+    )
+    from hashpar.events import Progress, ProgressCallback
+    from hashpar.manifest import decode_manifest, encode_manifest, write_manifest
+    from hashpar.models import (
+        Algorithm,
+        FileEntry,
+        KeyOrdered,
+        Manifest,
+        Problem,
+        ProblemKind,
+        Snapshot,
+        SpecialKind,
+    )
+del TYPE_CHECKING
+
+# Where each public name lives. They are imported on first use (PEP 562), so that
+# ``import hashpar``, the command's start-up (``hashpar --version``) and a worker process that
+# only needs ``hashpar.hashing`` do not pay for the scheduler, multiprocessing, msgspec, ...
+_SOURCES = {
+    "diff_manifests": "hashpar.api",
+    "load_manifest": "hashpar.api",
+    "make_manifest": "hashpar.api",
+    "scan_tree": "hashpar.api",
+    "verify_tree": "hashpar.api",
+    "Move": "hashpar.compare",
+    "Report": "hashpar.compare",
+    "compare": "hashpar.compare",
+    "Tuning": "hashpar.engine",
+    "default_jobs": "hashpar.engine",
+    "HashparError": "hashpar.errors",
+    "ManifestError": "hashpar.errors",
+    "OutputError": "hashpar.errors",
+    "Terminated": "hashpar.errors",
+    "UsageError": "hashpar.errors",
+    "WorkerCrashed": "hashpar.errors",
+    "Progress": "hashpar.events",
+    "ProgressCallback": "hashpar.events",
+    "decode_manifest": "hashpar.manifest",
+    "encode_manifest": "hashpar.manifest",
+    "write_manifest": "hashpar.manifest",
+    "Algorithm": "hashpar.models",
+    "FileEntry": "hashpar.models",
+    "KeyOrdered": "hashpar.models",
+    "Manifest": "hashpar.models",
+    "Problem": "hashpar.models",
+    "ProblemKind": "hashpar.models",
+    "Snapshot": "hashpar.models",
+    "SpecialKind": "hashpar.models",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import a public name on first use and keep it, so later lookups cost nothing."""
+    try:
+        source = _SOURCES[name]
+    except KeyError:
+        raise AttributeError(f"module 'hashpar' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(source), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SOURCES))
+
+
+class _Package(types.ModuleType):
+    """This package's module type: the name ``compare`` stays the function.
+
+    Importing the submodule ``hashpar.compare`` binds it on the package, over the function of
+    the same name; when the package imported everything at once, its own import came after
+    and won. Now the function wins whenever the submodule is imported.
+    """
+
+    def __setattr__(self, name: str, value: object) -> None:
+        if name == "compare" and isinstance(value, types.ModuleType):
+            value = value.compare
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
 
 __all__ = [
     "Algorithm",

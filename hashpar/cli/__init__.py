@@ -21,12 +21,11 @@ from __future__ import annotations
 import os
 import signal
 import sys
-import traceback
 from types import FrameType
 
 from hashpar.errors import HashparError, Terminated
 
-__all__ = ["EXIT_DIFFERENT", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_UNUSABLE", "main"]
+__all__ = ["EXIT_DIFFERENT", "EXIT_INTERRUPTED", "EXIT_OK", "EXIT_UNUSABLE", "main", "version_line"]
 
 EXIT_OK = 0
 EXIT_DIFFERENT = 1
@@ -58,10 +57,17 @@ def main(argv: list[str] | None = None) -> None:
 
 def run(argv: list[str]) -> int:
     """Run the command line; return the exit code instead of exiting."""
+    if argv == ["--version"]:
+        # The one answer that needs neither the library nor typer, whose import and app
+        # building cost more than the rest of Python's start-up (docs/design.md, "Start-up").
+        print(version_line())
+        return EXIT_OK
     import typer
 
-    from hashpar.cli.app import app
+    from hashpar.cli.app import load_commands
     from hashpar.cli.output import PipeClosed
+
+    app = load_commands(argv)
 
     signal.signal(signal.SIGINT, _stop)
     signal.signal(signal.SIGTERM, _stop)
@@ -101,7 +107,16 @@ def run(argv: list[str]) -> int:
     return code
 
 
+def version_line() -> str:
+    """What ``hashpar --version`` prints."""
+    from hashpar import __version__
+
+    return f"hashpar {__version__}"
+
+
 def _error(message: str, debug: bool) -> None:
     if debug:
+        import traceback  # 2 ms at start-up otherwise, for '--debug' only
+
         traceback.print_exc()
     print(f"hashpar: error: {message}", file=sys.stderr)

@@ -6,16 +6,15 @@ from typing import Annotated
 
 import typer
 
-from hashpar.api import diff_manifests, load_manifest
 from hashpar.cli import EXIT_DIFFERENT, EXIT_OK
 from hashpar.cli.app import DebugOption, app
 from hashpar.cli.cmd_verify import JsonOption, ReportQuietOption, write_report
-from hashpar.cli.output import open_output
+from hashpar.cli.convert import ConvertingCommand
 
 __all__ = ["diff"]
 
 
-@app.command()
+@app.command(cls=ConvertingCommand)
 def diff(
     old: Annotated[
         str, typer.Argument(metavar="OLD", help="The earlier manifest (or - for standard input).")
@@ -32,6 +31,9 @@ def diff(
     Exit 0 when they list the same contents, 1 when they differ, 2 when either is unusable
     or they use different algorithms.
     """
+    from hashpar.api import diff_manifests, load_manifest
+    from hashpar.cli.output import open_output
+
     if old == "-" and new == "-":
         raise typer.BadParameter("only one of OLD and NEW can be standard input")
     with open_output(None) as out:

@@ -4,22 +4,22 @@ from __future__ import annotations
 
 import os
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hashpar.cli.app import DebugOption, app
-from hashpar.cli.output import open_output
+from hashpar.cli.convert import ConvertingCommand
 from hashpar.errors import UsageError
-from hashpar.formats import ChecksumFormat, bag_tag_files, encode
-from hashpar.manifest import decode_manifest
-from hashpar.models import Manifest
-from hashpar.names import display_name
+from hashpar.formats.records import ChecksumFormat
+
+if TYPE_CHECKING:
+    from hashpar.models import Manifest
 
 __all__ = ["export", "read_manifest"]
 
 
-@app.command()
+@app.command(cls=ConvertingCommand)
 def export(
     manifest_path: Annotated[
         str, typer.Argument(metavar="MANIFEST", help="A manifest written by hashpar make.")
@@ -55,6 +55,9 @@ def export(
     file was written, 1 when some entries were left out because the manifest could not hash
     them, 2 when the manifest cannot be expressed in FORMAT (the reason is printed).
     """
+    from hashpar.cli.output import open_output
+    from hashpar.formats import bag_tag_files, encode
+
     if bag is not None and format is not ChecksumFormat.BAGIT:
         raise UsageError("--bag needs --format bagit")
     if bag is not None and output is not None:
@@ -74,6 +77,8 @@ def export(
 
 def _report_left_out(manifest: Manifest) -> int:
     """Say on stderr what the export could not include; 1 if files went unhashed."""
+    from hashpar.names import display_name
+
     snapshot = manifest.snapshot
     for path, problem in snapshot.errors.items():
         print(
@@ -92,6 +97,8 @@ def _report_left_out(manifest: Manifest) -> int:
 
 def read_manifest(path: str) -> Manifest:
     """Load a hashpar manifest file (``-``: stdin); UsageError if it cannot be read."""
+    from hashpar.manifest import decode_manifest
+
     try:
         if path == "-":
             data = sys.stdin.buffer.read()

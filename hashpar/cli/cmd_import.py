@@ -3,20 +3,19 @@
 from __future__ import annotations
 
 import sys
-from dataclasses import replace
-from datetime import UTC, datetime
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hashpar import __version__
 from hashpar.cli.app import DebugOption, app
-from hashpar.cli.output import open_output
+from hashpar.cli.convert import ConvertingCommand
 from hashpar.errors import ManifestError
-from hashpar.formats import ChecksumFormat, MalformedLine, NoChecksumLines, fill_sizes
-from hashpar.formats import load_checksums as load
-from hashpar.manifest import write_manifest
+from hashpar.formats.records import ChecksumFormat
 from hashpar.models import Algorithm
+
+if TYPE_CHECKING:
+    from hashpar.formats import MalformedLine
 
 __all__ = ["AlgoOption", "FormatOption", "import_sums", "report_malformed"]
 
@@ -39,7 +38,7 @@ FormatOption = Annotated[
 ]
 
 
-@app.command("import")
+@app.command("import", cls=ConvertingCommand)
 def import_sums(
     sums_file: Annotated[
         str,
@@ -70,6 +69,14 @@ def import_sums(
     root when the file is there (a stat, nothing is read) and left out when it is not; no
     mtime is recorded. Any malformed line is an error (exit 2): nothing is written.
     """
+    from dataclasses import replace
+    from datetime import UTC, datetime
+
+    from hashpar.cli.output import open_output
+    from hashpar.formats import NoChecksumLines, fill_sizes
+    from hashpar.formats import load_checksums as load
+    from hashpar.manifest import write_manifest
+
     with open_output(output) as out:
         try:
             parsed = load(sums_file, algorithm=algo, only=format, root=root)

@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import sys
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hashpar.api import make_manifest
 from hashpar.cli.app import DebugOption, JobsOption, QuietOption, app
-from hashpar.cli.output import open_output
-from hashpar.cli.progress import progress_display
-from hashpar.manifest import write_manifest
-from hashpar.models import Algorithm, Snapshot
-from hashpar.names import display_name
+from hashpar.cli.convert import ConvertingCommand
+from hashpar.models import Algorithm
+
+if TYPE_CHECKING:
+    from hashpar.models import Snapshot
 
 __all__ = ["make", "report_problems"]
 
 
-@app.command()
+@app.command(cls=ConvertingCommand)
 def make(
     path: Annotated[str, typer.Argument(help="Directory (or single file) to hash.")],
     algo: Annotated[Algorithm, typer.Option("--algo", help="Digest algorithm.")] = (
@@ -51,6 +50,11 @@ def make(
     Exit 0 when every entry was hashed, 1 when some could not be read (they are listed in the
     manifest's "errors" and on stderr), 2 when the run could not complete.
     """
+    from hashpar.api import make_manifest
+    from hashpar.cli.output import open_output
+    from hashpar.cli.progress import progress_display
+    from hashpar.manifest import write_manifest
+
     with open_output(output) as out, progress_display(not quiet, "hashing") as on_progress:
         manifest = make_manifest(
             path,
@@ -69,5 +73,7 @@ def make(
 
 def report_problems(snapshot: Snapshot) -> None:
     """One stderr line per entry that could not be read."""
+    from hashpar.names import display_name
+
     for path, problem in snapshot.errors.items():
         print(f"hashpar: {display_name(path)}: {problem.message} ({problem.kind})", file=sys.stderr)

@@ -6,23 +6,22 @@ import itertools
 import os
 import stat
 from dataclasses import dataclass
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
 
-from hashpar.api import load_manifest, verify_tree
 from hashpar.cli import EXIT_DIFFERENT, EXIT_OK
 from hashpar.cli.app import DebugOption, JobsOption, app
 from hashpar.cli.cmd_import import AlgoOption, FormatOption, report_malformed
-from hashpar.cli.output import Output, open_output
-from hashpar.cli.progress import progress_display
-from hashpar.cli.render import human_lines, report_json
-from hashpar.compare import Report
+from hashpar.cli.convert import ConvertingCommand
 from hashpar.errors import ManifestError, UsageError
-from hashpar.formats import ChecksumFormat, MalformedLine, NoChecksumLines, load_checksums
-from hashpar.formats.files import is_bag, looks_like_manifest, parse_input, read_input
-from hashpar.manifest import decode_manifest
-from hashpar.models import Algorithm, Manifest
+from hashpar.formats.records import ChecksumFormat
+
+if TYPE_CHECKING:
+    from hashpar.cli.output import Output
+    from hashpar.compare import Report
+    from hashpar.formats import MalformedLine
+    from hashpar.models import Algorithm, Manifest
 
 __all__ = ["Input", "load_input", "verify", "write_report"]
 
@@ -61,6 +60,10 @@ def load_input(
     is False; a sums file does not, so only with ``root`` or ``new_files=True``. Malformed
     lines go to stderr as ``hashpar: FILE:LINE: reason``.
     """
+    from hashpar.api import load_manifest
+    from hashpar.formats import NoChecksumLines, load_checksums
+    from hashpar.formats.files import looks_like_manifest, parse_input, read_input
+
     is_dir = source != "-" and os.path.isdir(source)
     if format is None and source != "-" and _not_checksums(source):
         return Input(load_manifest(source))  # it says exactly why it cannot be read
@@ -85,6 +88,8 @@ def load_input(
 
 def _not_checksums(source: str) -> bool:
     """True when ``source`` cannot be a checksum file: it is not there, or a non-bag directory."""
+    from hashpar.formats.files import is_bag
+
     try:
         mode = os.stat(source).st_mode
     except OSError:
@@ -94,13 +99,15 @@ def _not_checksums(source: str) -> bool:
 
 def _decode(data: bytes, source: str) -> Manifest:
     """A manifest from bytes already read, with errors naming the input as load_manifest's do."""
+    from hashpar.manifest import decode_manifest
+
     try:
         return decode_manifest(data)
     except ManifestError as exc:
         raise ManifestError(f"{'standard input' if source == '-' else source}: {exc}") from None
 
 
-@app.command()
+@app.command(cls=ConvertingCommand)
 def verify(
     manifest: Annotated[
         str,
@@ -144,6 +151,10 @@ def verify(
     Exit 0 when nothing differs, 1 when something differs or could not be read (or a sums
     file has malformed lines), 2 when the input is unusable or the run could not complete.
     """
+    from hashpar.api import verify_tree
+    from hashpar.cli.output import open_output
+    from hashpar.cli.progress import progress_display
+
     with open_output(None) as out:
         loaded = load_input(manifest, algo=algo, format=format, root=root, new_files=new_files)
         with progress_display(not quiet, "verifying") as on_progress:
@@ -166,6 +177,8 @@ def verify(
 
 def write_report(out: Output, report: Report, *, json_output: bool, quiet: bool, verb: str) -> None:
     """Write ``report`` to ``out`` as JSON or as human lines, and flush it."""
+    from hashpar.cli.render import human_lines, report_json
+
     if json_output:
         out.write(report_json(report))
     else:

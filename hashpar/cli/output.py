@@ -9,7 +9,6 @@ from __future__ import annotations
 import contextlib
 import os
 import sys
-import tempfile
 from types import TracebackType
 from typing import BinaryIO
 
@@ -38,6 +37,8 @@ class Output:
             _check_stdout()
             self.stream = sys.stdout.buffer
             return
+        import tempfile  # only for a file target: 2 ms of start-up otherwise
+
         directory = os.path.dirname(os.path.abspath(target))
         try:
             fd, self.temp_path = tempfile.mkstemp(

@@ -13,17 +13,22 @@ ManifestError, never a line that names some other file.
 
 from __future__ import annotations
 
-from hashpar.formats.bagit import encode_bagit, parse_bagit
-from hashpar.formats.files import bag_tag_files, fill_sizes, load_checksums, read_bag
-from hashpar.formats.records import (
-    ChecksumFormat,
-    MalformedLine,
-    NoChecksumLines,
-    ParsedChecksums,
-    algorithm_from_name,
-)
-from hashpar.formats.sums import encode_bsd, encode_sums, parse_checksums
-from hashpar.models import Manifest
+import importlib
+
+TYPE_CHECKING = False  # not typing.TYPE_CHECKING, which costs an import (mypy knows the name)
+if TYPE_CHECKING:
+    from hashpar.formats.bagit import encode_bagit, parse_bagit
+    from hashpar.formats.files import bag_tag_files, fill_sizes, load_checksums, read_bag
+    from hashpar.formats.records import (
+        ChecksumFormat,
+        MalformedLine,
+        NoChecksumLines,
+        ParsedChecksums,
+        algorithm_from_name,
+    )
+    from hashpar.formats.sums import encode_bsd, encode_sums, parse_checksums
+    from hashpar.models import Manifest
+del TYPE_CHECKING
 
 __all__ = [
     "ChecksumFormat",
@@ -44,10 +49,49 @@ __all__ = [
 ]
 
 
+# Where each name lives: imported on first use (PEP 562), so that a command needing only
+# ChecksumFormat (every command's options are built at start-up) does not load the codecs.
+_SOURCES = {
+    "encode_bagit": "hashpar.formats.bagit",
+    "parse_bagit": "hashpar.formats.bagit",
+    "bag_tag_files": "hashpar.formats.files",
+    "fill_sizes": "hashpar.formats.files",
+    "load_checksums": "hashpar.formats.files",
+    "read_bag": "hashpar.formats.files",
+    "ChecksumFormat": "hashpar.formats.records",
+    "MalformedLine": "hashpar.formats.records",
+    "NoChecksumLines": "hashpar.formats.records",
+    "ParsedChecksums": "hashpar.formats.records",
+    "algorithm_from_name": "hashpar.formats.records",
+    "encode_bsd": "hashpar.formats.sums",
+    "encode_sums": "hashpar.formats.sums",
+    "parse_checksums": "hashpar.formats.sums",
+}
+
+
+def __getattr__(name: str) -> object:
+    """Import a name on first use and keep it, so later lookups cost nothing."""
+    try:
+        source = _SOURCES[name]
+    except KeyError:
+        raise AttributeError(f"module 'hashpar.formats' has no attribute {name!r}") from None
+    value = getattr(importlib.import_module(source), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_SOURCES))
+
+
 def encode(manifest: Manifest, format: ChecksumFormat) -> bytes:
     """The manifest's files in ``format``: see :func:`encode_sums`, :func:`encode_bsd`,
     :func:`encode_bagit` (ManifestError for what the format cannot express).
     """
+    from hashpar.formats.bagit import encode_bagit
+    from hashpar.formats.records import ChecksumFormat
+    from hashpar.formats.sums import encode_bsd, encode_sums
+
     encoders = {
         ChecksumFormat.SUMS: encode_sums,
         ChecksumFormat.BSD: encode_bsd,
