@@ -9,17 +9,18 @@ import sys
 from collections.abc import Collection, Iterable, Mapping
 from concurrent.futures import Executor
 from datetime import UTC, datetime
-from typing import BinaryIO, TypeVar
+from typing import TYPE_CHECKING, BinaryIO, TypeVar
 
 from hashpar import __version__
-from hashpar.compare import Report, compare, diff
 from hashpar.engine import Settle, Tuning, default_jobs, hash_tree
 from hashpar.errors import ManifestError, UsageError
 from hashpar.events import ProgressCallback, ignore_progress
-from hashpar.guard import DiskProbe, reject_entries_below_leaves
 from hashpar.manifest import decode_manifest
 from hashpar.models import Algorithm, FileEntry, Manifest, Problem, ProblemKind, Snapshot
 from hashpar.scan import Scope, compile_patterns
+
+if TYPE_CHECKING:  # verify and diff import what they use: make does not pay for it
+    from hashpar.compare import Report
 
 __all__ = [
     "MAX_MANIFEST_BYTES",
@@ -223,6 +224,9 @@ def verify_tree(
     root is still rejected, before anything is read, with ManifestError. Unreadable entries
     are errors in the report, never exceptions; UsageError when the root does not exist.
     """
+    from hashpar.compare import compare
+    from hashpar.guard import DiskProbe, reject_entries_below_leaves
+
     tree = os.fspath(manifest.root if root is None else root)
     try:
         st = os.stat(tree)
@@ -313,6 +317,8 @@ def diff_manifests(old: Manifest, new: Manifest) -> Report:
 
     Raises ManifestError (exit 2) when the two use different algorithms.
     """
+    from hashpar.compare import diff
+
     return diff(old, new)
 
 

@@ -28,17 +28,14 @@ from __future__ import annotations
 
 import contextlib
 import itertools
-import multiprocessing
 import os
 import signal
 from collections import deque
 from collections.abc import Callable
-from concurrent.futures import FIRST_COMPLETED, Executor, Future, ProcessPoolExecutor, wait
-from concurrent.futures.process import BrokenProcessPool
+from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, wait
 from dataclasses import dataclass
-from multiprocessing import resource_tracker
 from operator import itemgetter
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from hashpar.errors import HashparError, WorkerCrashed
 from hashpar.events import Progress, ProgressCallback, ignore_progress
@@ -53,6 +50,9 @@ from hashpar.models import (
     SpecialKind,
 )
 from hashpar.scan import Ancestry, Scope
+
+if TYPE_CHECKING:  # the pool's modules cost 5 ms to import: only runs that start one pay
+    from concurrent.futures import ProcessPoolExecutor
 
 __all__ = ["START_METHOD_ENV", "Settle", "Tuning", "default_jobs", "hash_tree"]
 
@@ -321,7 +321,7 @@ def _result(future: Future[_T]) -> _T:
     bug, an unpicklable result) becomes WorkerCrashed, never a bare traceback."""
     try:
         return future.result()
-    except BrokenProcessPool as exc:
+    except BrokenExecutor as exc:  # BrokenProcessPool, without importing its module
         raise WorkerCrashed(
             "a worker process died unexpectedly (killed, out of memory, or crashed); "
             "the run was stopped"
@@ -348,6 +348,10 @@ def _start_pool(jobs: int) -> ProcessPoolExecutor:
     ``resource_tracker.ensure_running`` unblocks SIGINT and SIGTERM in its caller whatever
     the caller's mask was. It protects itself (it ignores both).
     """
+    import multiprocessing
+    from concurrent.futures import ProcessPoolExecutor
+    from multiprocessing import resource_tracker
+
     context = multiprocessing.get_context(os.environ.get(START_METHOD_ENV) or None)
     if context.get_start_method() != "fork":
         resource_tracker.ensure_running()

@@ -20,7 +20,12 @@ from hashpar.cli.app import load_commands
 
 
 def imported_by(*args: str) -> set[str]:
-    """The modules ``python -X importtime ARGS`` loads (its stdout is discarded)."""
+    """The modules ``python -X importtime ARGS`` loads beyond those the interpreter loads on
+    its own (a site's .pth files may import typing, say: not hashpar's doing)."""
+    return _imports(*args) - _imports("-c", "pass")
+
+
+def _imports(*args: str) -> set[str]:
     done = subprocess.run(
         [sys.executable, "-X", "importtime", *args],
         capture_output=True,
@@ -75,6 +80,9 @@ def test_make_loads_no_pydantic_rich_or_other_commands_code(tmp_path: Path) -> N
     assert "hashpar.engine" in modules
     unwanted = ("pydantic", "rich", "hashpar.formats.bagit", "hashpar.formats.sums")
     assert loaded(modules, *unwanted, "hashpar.cli.render") == []
+    # A tree this small is hashed in-process: no pool, so none of its modules; no verify code.
+    in_process = ("multiprocessing", "concurrent.futures.process", "hashpar.compare")
+    assert loaded(modules, *in_process, "hashpar.guard") == []
 
 
 def test_the_function_compare_is_not_replaced_by_its_module() -> None:
