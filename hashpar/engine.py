@@ -31,7 +31,7 @@ import itertools
 import os
 import signal
 from collections import deque
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, wait
 from dataclasses import dataclass
 from operator import itemgetter
@@ -54,7 +54,7 @@ from hashpar.scan import Ancestry, Scope
 if TYPE_CHECKING:  # the pool's modules cost 5 ms to import: only runs that start one pay
     from concurrent.futures import ProcessPoolExecutor
 
-__all__ = ["START_METHOD_ENV", "Settle", "Tuning", "default_jobs", "hash_tree"]
+__all__ = ["START_METHOD_ENV", "Settle", "Tuning", "default_jobs", "hash_tree", "worker_pool"]
 
 START_METHOD_ENV = "HASHPAR_START_METHOD"
 """Environment variable naming the multiprocessing start method (fork/forkserver/spawn)."""
@@ -141,6 +141,26 @@ def hash_tree(
         raise
     pool.shutdown(wait=True)  # before the snapshot: workers' memory never adds to its peak
     return run.snapshot()
+
+
+@contextlib.contextmanager
+def worker_pool(jobs: int) -> Iterator[Executor]:
+    """A pool of ``jobs`` workers started now, for ``executor=``, owned like the engine's own.
+
+    Start it before loading something big: under the fork start method a worker starts as
+    a copy of its parent, and every page the parent writes afterwards (while it decodes a
+    manifest, say) is then held twice. Measured on a 100,000-entry verify: workers forked
+    after the manifest was loaded held 70 MB PSS between them. On an exception (Ctrl-C
+    included) the workers are terminated at once; otherwise the pool is shut down and its
+    workers waited for.
+    """
+    pool = _start_pool(jobs)
+    try:
+        yield pool
+    except BaseException:
+        _kill_pool(pool)
+        raise
+    pool.shutdown(wait=True)
 
 
 class _Run:

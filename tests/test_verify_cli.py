@@ -340,3 +340,30 @@ def test_the_library_verifies_a_manifest_object(made: tuple[Path, Path]) -> None
     _, manifest = made
     loaded = hashpar.load_manifest(str(manifest))
     assert hashpar.verify_tree(loaded, jobs=1) == hashpar.Report(verified=7, ok=7)
+
+
+def test_a_big_manifest_gets_its_workers_before_it_is_loaded(tmp_path: Path) -> None:
+    """Over 1 MiB of manifest, the pool starts first (workers then hold none of it)."""
+    from hashpar.cli.cmd_verify import _EARLY_POOL_BYTES, _early_pool
+
+    big, small = tmp_path / "big.json", tmp_path / "small.json"
+    big.write_bytes(b" " * _EARLY_POOL_BYTES)
+    small.write_bytes(b"{}")
+    with _early_pool(str(big), 2) as pool:
+        assert pool is not None and pool.submit(len, "abc").result() == 3
+    for source, jobs in ((str(big), 1), (str(small), 2), ("-", 2), (str(tmp_path / "no"), 2)):
+        with _early_pool(source, jobs) as pool:
+            assert pool is None
+
+
+def test_verify_of_a_big_manifest_reports_every_change(tmp_path: Path) -> None:
+    root = build_tree(tmp_path / "t", {f"d{i // 500}/f{i}": str(i).encode() for i in range(8000)})
+    made = run_hashpar("make", root, "-o", tmp_path / "m.json")
+    assert made.returncode == 0 and (tmp_path / "m.json").stat().st_size > 1 << 20
+    (root / "d3" / "f1500").write_bytes(b"changed")
+    (root / "d9" / "f4999").unlink()
+    done = run_hashpar("verify", tmp_path / "m.json", "-j", "2", "--json")
+    assert done.returncode == 1, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["modified"], report["missing"]) == (["d3/f1500"], ["d9/f4999"])
+    assert report["summary"]["ok"] == 7998

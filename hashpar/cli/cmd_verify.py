@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 import os
 import stat
@@ -18,6 +19,9 @@ from hashpar.errors import ManifestError, UsageError
 from hashpar.formats.records import ChecksumFormat
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from concurrent.futures import Executor
+
     from hashpar.cli.output import Output
     from hashpar.compare import Report
     from hashpar.formats import MalformedLine
@@ -155,7 +159,7 @@ def verify(
     from hashpar.cli.output import open_output
     from hashpar.cli.progress import progress_display
 
-    with open_output(None) as out:
+    with open_output(None) as out, _early_pool(manifest, jobs) as pool:
         loaded = load_input(manifest, algo=algo, format=format, root=root, new_files=new_files)
         with progress_display(not quiet, "verifying") as on_progress:
             try:
@@ -165,6 +169,7 @@ def verify(
                     manifest_path=None if manifest == "-" else manifest,
                     jobs=jobs,
                     ignore_new=ignore_new,
+                    executor=pool,
                     on_progress=on_progress,
                     new_files=loaded.new_files,
                 )
@@ -173,6 +178,28 @@ def verify(
                 raise ManifestError(f"{name}: {exc}") from None
         write_report(out, report, json_output=json_output, quiet=quiet, verb="verified")
     return EXIT_DIFFERENT if report.differs or loaded.malformed else EXIT_OK
+
+
+_EARLY_POOL_BYTES = 1 << 20
+"""A manifest file at least this big (about 6,000 entries) gets its workers started before
+it is loaded: the tree is surely too big to hash in-process, and workers forked from the
+small process hold none of the decoded manifest (hashpar.engine.worker_pool)."""
+
+
+@contextlib.contextmanager
+def _early_pool(source: str, jobs: int | None) -> Iterator[Executor | None]:
+    from hashpar.engine import default_jobs, worker_pool
+
+    workers = default_jobs() if jobs is None else jobs
+    try:
+        big = source != "-" and workers > 1 and os.stat(source).st_size >= _EARLY_POOL_BYTES
+    except OSError:
+        big = False  # loading it says why
+    if not big:
+        yield None
+        return
+    with worker_pool(workers) as pool:
+        yield pool
 
 
 def write_report(out: Output, report: Report, *, json_output: bool, quiet: bool, verb: str) -> None:
