@@ -312,15 +312,8 @@ def _file_entries(entries: dict[str, _File], keys: str) -> tuple[dict[str, FileE
     (:func:`_plain_keys`), one by one only if that fails.
     """
     # FileEntry(*fields) without a Python call per entry: tuple.__new__ on a tuple subclass.
-    rows = list(
-        map(tuple.__new__, itertools.repeat(FileEntry), map(_ENTRY_FIELDS, entries.values()))
-    )
-    unset = countOf(map(_SIZE, rows), UNSET) + countOf(map(_MTIME, rows), UNSET)
-    if unset:  # size or mtime_ns absent (imported manifests): FileEntry says None
-        rows = [
-            FileEntry(_given(size, None), digest, _given(mtime, None))
-            for size, digest, mtime in rows
-        ]
+    rows = map(tuple.__new__, itertools.repeat(FileEntry), map(_ENTRY_FIELDS, entries.values()))
+    files: dict[str, FileEntry]
     if _plain_keys(keys, len(entries)):
         files = dict(zip(entries, rows, strict=True))
     else:
@@ -328,7 +321,14 @@ def _file_entries(entries: dict[str, _File], keys: str) -> tuple[dict[str, FileE
         files = {
             k if plain(k) else _path("files", k): row for k, row in zip(entries, rows, strict=True)
         }
-    return files, 3 * len(rows) - unset
+    values = files.values()
+    unset = countOf(map(_SIZE, values), UNSET) + countOf(map(_MTIME, values), UNSET)
+    if unset:  # size or mtime_ns absent (imported manifests): FileEntry says None
+        files = {
+            path: FileEntry(_given(size, None), digest, _given(mtime, None))
+            for path, (size, digest, mtime) in files.items()
+        }
+    return files, 3 * len(files) - unset
 
 
 def _plain_keys(joined: str, count: int) -> bool:
@@ -444,7 +444,9 @@ def _surely_no_duplicate_keys(
     converse holds whenever L' counts every string that can hold a colon, as here; it only
     decides whether the exact, slow check must run.)
     """
-    if b"\\u003" in data and (b"\\u003a" in data or b"\\u003A" in data):
+    # Every escape starts with a backslash: one memchr (0.2 ms for 16 MB) usually settles it;
+    # a search for the escapes themselves costs 8 ms each.
+    if b"\\" in data and (b"\\u003a" in data or b"\\u003A" in data):
         return False
     optional = (doc.generator, doc.created, doc.follow_symlinks, doc.excludes)
     symlinks = _given(doc.symlinks, {})
