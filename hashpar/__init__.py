@@ -22,7 +22,7 @@ TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs 2 ms (
 if TYPE_CHECKING:
     from hashpar.api import diff_manifests, load_manifest, make_manifest, scan_tree, verify_tree
     from hashpar.compare import Move, Report, compare
-    from hashpar.engine import Tuning, default_jobs
+    from hashpar.engine import Tuning, default_jobs, worker_pool
     from hashpar.errors import (
         HashparError,
         ManifestError,
@@ -59,6 +59,7 @@ _SOURCES = {
     "compare": "hashpar.compare",
     "Tuning": "hashpar.engine",
     "default_jobs": "hashpar.engine",
+    "worker_pool": "hashpar.engine",
     "HashparError": "hashpar.errors",
     "ManifestError": "hashpar.errors",
     "OutputError": "hashpar.errors",
@@ -143,5 +144,6 @@ __all__ = [
     "make_manifest",
     "scan_tree",
     "verify_tree",
+    "worker_pool",
     "write_manifest",
 ]

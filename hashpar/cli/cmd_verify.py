@@ -188,7 +188,7 @@ small process hold none of the decoded manifest (hashpar.engine.worker_pool)."""
 
 @contextlib.contextmanager
 def _early_pool(source: str, jobs: int | None) -> Iterator[Executor | None]:
-    from hashpar.engine import default_jobs, worker_pool
+    from hashpar import default_jobs, worker_pool
 
     workers = default_jobs() if jobs is None else jobs
     try:
