@@ -239,6 +239,8 @@ def main(argv: list[str] | None = None) -> int:
     notes: list[str] = list(tools.missing_tools().values())
     base, where = tools.resolve_hashpar(args.hashpar)
     notes.append(where)
+    if base is not None:
+        notes.append(tools.compile_hashpar())
     rows: list[Row] = []
     pre: dict[str, dict[str, list[tuple[str, float]]]] = {}
     extra: dict[str, Any] = {
