@@ -133,8 +133,7 @@ def write_manifest(manifest: Manifest, stream: _Sink) -> None:
         b"{\n" + b"".join(b'  "%s": %s,\n' % (k.encode(), enc(v)) for k, v in head.items())
     )
     snap = manifest.snapshot
-    if not _write_plain_files(stream, snap.files):
-        _write_section(stream, "files", snap.files, _file_json, last=False)
+    _write_section(stream, "files", snap.files, _file_json, last=False)
     _write_section(stream, "symlinks", snap.symlinks, _symlink_json, last=False)
     _write_section(stream, "skipped", snap.skipped, _skipped_json, last=False)
     _write_section(stream, "errors", snap.errors, _error_json, last=True)
@@ -183,44 +182,6 @@ def _write_section(
         stream.write(separator + lines.encode())
         separator = b",\n"
     stream.write(closing.encode())
-
-
-def _write_plain_files(stream: _Sink, files: Mapping[str, FileEntry]) -> bool:
-    """Write the files section the fast way, when every entry is the common case: a sorted
-    ASCII path that is its own key and needs no escaping, with size and mtime. Decided by a
-    few checks over all entries at once; False (nothing written) when any entry is not.
-
-    Measured (7 runs, medians): 100,000 entries (small corpus) 0.071 s the general way, 0.035 s
-    this way; 53,250 (real) 0.046 s and 0.029 s. The output is the same bytes (tested).
-    """
-    keys = list(files)
-    if not keys:
-        return False
-    values = list(files.values())
-    joined = "/".join(keys)
-    if (
-        not joined.isascii()
-        or _NEEDS_ESCAPE.search(joined) is not None
-        or None in map(_SIZE, values)
-        or None in map(_MTIME, values)
-        or keys != sorted(keys)
-    ):
-        return False
-    stream.write(b'  "files": {\n')
-    separator = b""
-    for start in range(0, len(keys), _CHUNK):
-        lines = ",\n".join(
-            [
-                f'    "{key}": {{"size": {size}, "mtime_ns": {mtime}, "digest": "{digest}"}}'
-                for key, (size, digest, mtime) in zip(
-                    keys[start : start + _CHUNK], values[start : start + _CHUNK], strict=True
-                )
-            ]
-        )
-        stream.write(separator + lines.encode())
-        separator = b",\n"
-    stream.write(b"\n  },\n")
-    return True
 
 
 def _in_key_order(entries: Mapping[str, _V]) -> Iterator[tuple[str, _V]]:

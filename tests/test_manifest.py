@@ -15,7 +15,6 @@ from hypothesis import strategies as st
 from hashpar import (
     Algorithm,
     FileEntry,
-    KeyOrdered,
     Manifest,
     ManifestError,
     Problem,
@@ -145,40 +144,3 @@ def test_encoding_does_not_depend_on_mapping_order(manifest: Manifest, rnd: Rand
         *(shuffled(m) for m in (snap.files, snap.symlinks, snap.skipped, snap.errors))
     )  # type: ignore[arg-type]
     assert encode_manifest(replace(manifest, snapshot=scrambled)) == encode_manifest(manifest)
-
-
-_SEGMENT = st.text(alphabet='ab"\\\n\x01é/', min_size=1, max_size=4).filter(
-    lambda s: unsafe_reason(s) is None
-)
-
-
-@settings(max_examples=200, deadline=None)
-@given(
-    files=st.dictionaries(
-        _SEGMENT,
-        st.tuples(
-            st.one_of(st.none(), st.integers(0, 2**40)),
-            st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
-            st.one_of(st.none(), st.integers(-(2**62), 2**62)),
-        ),
-        max_size=8,
-    ),
-)
-def test_the_fast_files_writer_writes_what_the_general_one_does(
-    files: dict[str, tuple[int | None, str, int | None]],
-) -> None:
-    """The files section has a fast path for the common case; same bytes either way."""
-    import hashpar.manifest
-
-    snapshot = Snapshot(files=KeyOrdered({p: FileEntry(*e) for p, e in files.items()}))
-    manifest = Manifest(
-        algorithm=Algorithm.BLAKE3, root="/r", created="c", generator="g", snapshot=snapshot
-    )
-    fast = encode_manifest(manifest)
-    plain = hashpar.manifest._write_plain_files
-    hashpar.manifest._write_plain_files = lambda stream, files: False  # type: ignore[assignment]
-    try:
-        assert encode_manifest(manifest) == fast
-    finally:
-        hashpar.manifest._write_plain_files = plain
-    assert decode_manifest(fast).snapshot.files == dict(snapshot.files)
