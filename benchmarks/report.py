@@ -143,9 +143,20 @@ def bar(rows: list[Row], extra: dict[str, Any]) -> list[BarRow]:
     make = "hashpar make"
     rhash_fams = ("rhash", "rhash x2")
     b3_fams = ("b3sum", "b3sum -P2")
+    # Issue 4 names "rhash" and "b3sum" for small and real, and "two rhash processes in
+    # parallel" only for big: the rows below take "rhash"/"b3sum" as the tool run once (the
+    # issue's table), then again against the best arrangement of any native tool (stricter).
     out.append(
         _ratio_row(
-            "small SHA-256 vs best native SHA-256",
+            "small SHA-256 vs rhash (one process)",
+            find(rows, "small", "sha256", make),
+            best_native(rows, "small", "sha256", ("rhash",)),
+            0.8,
+        )
+    )
+    out.append(
+        _ratio_row(
+            "small SHA-256 vs best native SHA-256 (any arrangement; stricter)",
             find(rows, "small", "sha256", make),
             best_native(rows, "small", "sha256"),
             0.8,
@@ -182,22 +193,26 @@ def bar(rows: list[Row], extra: dict[str, Any]) -> list[BarRow]:
         if empty is None:
             row.measured += " (start-up not measured: not subtracted)"
         out.append(row)
-    out.append(
-        _ratio_row(
-            "real SHA-256 vs best rhash",
-            find(rows, "real", "sha256", make),
-            best_native(rows, "real", "sha256", rhash_fams),
-            0.8,
+    for algo, title, single, fams, name in (
+        ("sha256", "SHA-256", "rhash", rhash_fams, "rhash"),
+        ("blake3", "BLAKE3", "b3sum", b3_fams, "b3sum"),
+    ):
+        out.append(
+            _ratio_row(
+                f"real {title} vs {name} (one process)",
+                find(rows, "real", algo, make),
+                best_native(rows, "real", algo, (single,)),
+                0.8,
+            )
         )
-    )
-    out.append(
-        _ratio_row(
-            "real BLAKE3 vs best b3sum",
-            find(rows, "real", "blake3", make),
-            best_native(rows, "real", "blake3", b3_fams),
-            0.8,
+        out.append(
+            _ratio_row(
+                f"real {title} vs best {name} arrangement (xargs -P2 too; stricter)",
+                find(rows, "real", algo, make),
+                best_native(rows, "real", algo, fams),
+                0.8,
+            )
         )
-    )
     for corpus in ("small", "big"):
         j1, j2 = (
             find(rows, corpus, "sha256", "hashpar make -j 1"),
@@ -229,31 +244,39 @@ def bar(rows: list[Row], extra: dict[str, Any]) -> list[BarRow]:
             )
     smalls = [r for r in rows if r.corpus == "small" and r.family == make and r.peak_rss]
     if smalls:
-        worst = max(smalls, key=lambda r: r.peak_rss)
-        text = f"{worst.peak_rss / MB:.0f} MB RSS, {worst.peak_pss / MB:.0f} MB PSS ({worst.algo})"
-        out.append(
-            BarRow(
-                "small peak memory of the process tree", text, "< 100 MB", worst.peak_rss < 100 * MB
+        worst = max(smalls, key=lambda r: r.peak_pss)
+        for kind, value in (("PSS", worst.peak_pss), ("sum of RSS", worst.peak_rss)):
+            out.append(
+                BarRow(
+                    f"small peak memory of the process tree, make ({kind})",
+                    f"{value / MB:.0f} MB ({worst.algo}; PSS {worst.peak_pss / MB:.0f}, "
+                    f"RSS {worst.peak_rss / MB:.0f})",
+                    "< 100 MB",
+                    value < 100 * MB,
+                )
             )
-        )
     else:
         out.append(
             BarRow("small peak memory of the process tree", "not measured", "< 100 MB", None)
         )
-    per_entry = extra.get("million", {}).get("bytes_per_entry")
-    if per_entry is None:
+    runs = extra.get("million", {}).get("runs", {})
+    if not runs:
         out.append(
             BarRow("memory per entry, 1,000,000 files", "not measured (--million)", "< 400 B", None)
         )
-    else:
-        out.append(
-            BarRow(
-                "memory per entry, 1,000,000 files",
-                f"{per_entry:.0f} B (RSS beyond make of an empty dir)",
-                "< 400 B",
-                per_entry < 400,
+    for label, run in runs.items():
+        if run.get("exit") or run.get("rss_per_entry") is None:
+            continue
+        for kind in ("pss", "rss"):
+            per_entry = run[f"{kind}_per_entry"]
+            out.append(
+                BarRow(
+                    f"memory per entry, 1,000,000 files, {label} ({kind.upper()})",
+                    f"{per_entry:.0f} B beyond make of an empty dir",
+                    "< 400 B",
+                    per_entry < 400,
+                )
             )
-        )
     version = find(rows, "startup", "-", "hashpar --version")
     out.append(
         BarRow(
