@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import itertools
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import given, settings
@@ -66,3 +67,26 @@ def test_shortcut_agrees_with_the_pairwise_rule(placed: list[tuple[str, str]]) -
         with pytest.raises(ManifestError) as raised:
             reject_entries_below_leaves(snapshot)
         assert str(raised.value) == expected
+
+
+def test_first_non_directory_gives_the_same_answer_in_any_order(tmp_path: Path) -> None:
+    """Answers are cached per prefix; asking in another order must not change any of them."""
+    import os
+    import random
+
+    from hashpar.guard import DiskProbe
+
+    root = tmp_path / "t"
+    (root / "a" / "b" / "c").mkdir(parents=True)
+    (root / "a" / "f").write_bytes(b"")
+    os.symlink("b", root / "a" / "l")
+    os.symlink("/", root / "out")
+    paths = ["a", "a/b", "a/b/c", "a/b/c/d", "a/f", "a/f/x", "a/l", "a/l/c", "out/x", "z/y/x"]
+    fresh = {path: DiskProbe(str(root)).first_non_directory(path) for path in paths}
+    assert fresh["a/b/c"] is None and fresh["a/f/x"] == ("a/f", fresh["a/f"][1])  # type: ignore[index]
+    assert fresh["a/l/c"][0] == "a/l" and fresh["z/y/x"] == ("z", None)  # type: ignore[index]
+    for seed in range(20):
+        order = paths[:]
+        random.Random(seed).shuffle(order)
+        probe = DiskProbe(str(root))
+        assert {path: probe.first_non_directory(path) for path in order} == fresh
