@@ -14,9 +14,10 @@ from __future__ import annotations
 
 __version__ = "0.1.0"
 
-import importlib
 import sys
 import types
+
+from hashpar._lazy import lazy_attributes as _lazy_attributes
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs 2 ms (mypy knows the name)
 if TYPE_CHECKING:
@@ -82,19 +83,7 @@ _SOURCES = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """Import a public name on first use and keep it, so later lookups cost nothing."""
-    try:
-        source = _SOURCES[name]
-    except KeyError:
-        raise AttributeError(f"module 'hashpar' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(source), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_SOURCES))
+__getattr__, __dir__ = _lazy_attributes(__name__, _SOURCES, globals())
 
 
 class _Package(types.ModuleType):

@@ -105,27 +105,25 @@ def _install(params: list[Any]) -> None:
             )
 
 
-class ConvertingCommand(typer.core.TyperCommand):
+class _Converting:
+    """Mixed into a click command or group: its parameters, ``--help`` included, convert
+    values without pydantic."""
+
+    params: list[Any]
+
+    def __init__(self, **attrs: Any) -> None:
+        super().__init__(**attrs)
+        _install(self.params)
+
+    def get_help_option(self, ctx: Any) -> Any:
+        option = super().get_help_option(ctx)  # type: ignore[misc]  # made on first use
+        _install([option])
+        return option
+
+
+class ConvertingCommand(_Converting, typer.core.TyperCommand):
     """A command whose parameters, ``--help`` included, convert values without pydantic."""
 
-    def __init__(self, **attrs: Any) -> None:
-        super().__init__(**attrs)
-        _install(self.params)
 
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)  # made on first use
-        _install([option])
-        return option
-
-
-class ConvertingGroup(typer.core.TyperGroup):
+class ConvertingGroup(_Converting, typer.core.TyperGroup):
     """The app's group: its own parameters, ``--help`` included, convert without pydantic."""
-
-    def __init__(self, **attrs: Any) -> None:
-        super().__init__(**attrs)
-        _install(self.params)
-
-    def get_help_option(self, ctx: Any) -> Any:
-        option = super().get_help_option(ctx)  # made on first use
-        _install([option])
-        return option

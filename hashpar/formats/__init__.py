@@ -13,7 +13,7 @@ ManifestError, never a line that names some other file.
 
 from __future__ import annotations
 
-import importlib
+from hashpar._lazy import lazy_attributes as _lazy_attributes
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING, which costs an import (mypy knows the name)
 if TYPE_CHECKING:
@@ -69,19 +69,7 @@ _SOURCES = {
 }
 
 
-def __getattr__(name: str) -> object:
-    """Import a name on first use and keep it, so later lookups cost nothing."""
-    try:
-        source = _SOURCES[name]
-    except KeyError:
-        raise AttributeError(f"module 'hashpar.formats' has no attribute {name!r}") from None
-    value = getattr(importlib.import_module(source), name)
-    globals()[name] = value
-    return value
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_SOURCES))
+__getattr__, __dir__ = _lazy_attributes(__name__, _SOURCES, globals())
 
 
 def encode(manifest: Manifest, format: ChecksumFormat) -> bytes:
