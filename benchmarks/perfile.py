@@ -27,8 +27,8 @@ from pathlib import Path
 import blake3
 import corpora
 
-from hashpar import Tuning
-from hashpar.hashing import Task, run_task
+from hashpar.engine import new_task
+from hashpar.hashing import run_task
 from hashpar.scan import Scope
 
 _FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC
@@ -101,20 +101,12 @@ def main() -> None:
             for new in (blake3.blake3, hashlib.sha256)
         ]
         print(f"| {label} | {row[0]:.2f} | {row[1]:.2f} |")
-    tuning = Tuning()
     row = []
     for algorithm in ("blake3", "sha256"):
-        task = Task(
-            scope=Scope(root=str(corpus.path)),
+        task = new_task(Scope(root=str(corpus.path)), algorithm)._replace(
             dirs=[(name, ()) for name in sorted(os.listdir(corpus.path))],
-            groups=[],
-            algorithm=algorithm,
-            buffer_size=tuning.buffer_size,
             batch_bytes=1 << 62,
             batch_files=1 << 62,
-            solo=False,
-            threads=1,
-            threads_min=tuning.blake3_threads_min,
         )
         row.append(_per_file(lambda task=task: len(run_task(task).paths), args.rounds))  # type: ignore[misc]
     print(f"| hashpar's run_task (listing included) | {row[0]:.2f} | {row[1]:.2f} |")

@@ -54,7 +54,15 @@ from hashpar.scan import Ancestry, Scope
 if TYPE_CHECKING:  # the pool's modules cost 5 ms to import: only runs that start one pay
     from concurrent.futures import ProcessPoolExecutor
 
-__all__ = ["START_METHOD_ENV", "Settle", "Tuning", "default_jobs", "hash_tree", "worker_pool"]
+__all__ = [
+    "START_METHOD_ENV",
+    "Settle",
+    "Tuning",
+    "default_jobs",
+    "hash_tree",
+    "new_task",
+    "worker_pool",
+]
 
 START_METHOD_ENV = "HASHPAR_START_METHOD"
 """Environment variable naming the multiprocessing start method (fork/forkserver/spawn)."""
@@ -98,6 +106,23 @@ def default_jobs() -> int:
         return max(1, os.cpu_count() or 1)
 
 
+def new_task(scope: Scope, algorithm: Algorithm | str, tuning: Tuning = Tuning()) -> Task:
+    """A task with nothing to do yet, set up from ``tuning``; ``_replace`` gives it
+    directories to walk or files to hash."""
+    return Task(
+        scope=scope,
+        dirs=[],
+        groups=[],
+        algorithm=str(algorithm),
+        buffer_size=tuning.buffer_size,
+        batch_bytes=tuning.batch_bytes,
+        batch_files=tuning.batch_files,
+        solo=False,
+        threads=1,
+        threads_min=tuning.blake3_threads_min,
+    )
+
+
 class _InlineExecutor(Executor):
     """Runs each task at once in the calling process: the jobs == 1 / small-tree path."""
 
@@ -133,14 +158,9 @@ def hash_tree(
     if jobs == 1 or run.probe():
         run.drive(_InlineExecutor())
         return run.snapshot()
-    pool = _start_pool(jobs)
-    try:
+    with worker_pool(jobs) as pool:
         run.drive(pool)
-    except BaseException:
-        _kill_pool(pool)
-        raise
-    pool.shutdown(wait=True)  # before the snapshot: workers' memory never adds to its peak
-    return run.snapshot()
+    return run.snapshot()  # after the shutdown: workers' memory never adds to its peak
 
 
 @contextlib.contextmanager
@@ -181,18 +201,7 @@ class _Run:
         self.window = max(1, jobs * tuning.window_per_worker)
         self.on_progress = on_progress
         self.settle = settle
-        self.template = Task(
-            scope=scope.below([]),
-            dirs=[],
-            groups=[],
-            algorithm=str(algorithm),
-            buffer_size=tuning.buffer_size,
-            batch_bytes=tuning.batch_bytes,
-            batch_files=tuning.batch_files,
-            solo=False,
-            threads=1,
-            threads_min=tuning.blake3_threads_min,
-        )
+        self.template = new_task(scope.below([]), algorithm, tuning)
         root = os.stat(scope.root)
         ancestry = ((root.st_dev, root.st_ino),) if scope.follow_symlinks else ()
         self.queue: deque[Task] = deque(  # big files first, then leftovers, then directories

@@ -222,7 +222,7 @@ class _Work:
 
     def __init__(self, task: Task) -> None:
         self.task = task
-        self.buffer = bytearray(task.buffer_size)
+        self.buffer: bytearray | None = None  # made for the first file bigger than one read
         self.bytes_left: float = float("inf") if task.solo else task.batch_bytes
         self.files_left = task.batch_files
         self.paths: list[str] = []
@@ -291,7 +291,7 @@ class _Work:
         flags = _OPEN_FLAGS & ~os.O_NOFOLLOW if task.scope.follow_symlinks else _OPEN_FLAGS
         open_, fstat, read, close, is_regular = os.open, os.fstat, os.read, os.close, stat.S_ISREG
         new = _CONSTRUCTORS[task.algorithm]
-        capacity = len(self.buffer)
+        capacity = task.buffer_size
         paths, entries, problems = self.paths, self.entries, self.problems
         bytes_left, files_left = self.bytes_left, self.files_left
         for position, name in enumerate(names):
@@ -348,10 +348,14 @@ class _Work:
 
     def _hash_large(self, fd: int, size: int) -> tuple[_Hasher, int]:
         """Hash a file bigger than the buffer; BLAKE3 uses threads for a big enough one."""
-        task, buffer = self.task, self.buffer
+        task = self.task
         threads = task.threads if size >= task.threads_min else 1
-        if threads > 1 and len(buffer) < _BLAKE3_THREADED_BUFFER:
+        if threads > 1 and task.buffer_size < _BLAKE3_THREADED_BUFFER:
             buffer = bytearray(_BLAKE3_THREADED_BUFFER)
+        else:
+            if self.buffer is None:
+                self.buffer = bytearray(task.buffer_size)
+            buffer = self.buffer
         hasher = new_hasher(task.algorithm, threads)
         return hasher, hash_fd(fd, hasher, buffer)
 

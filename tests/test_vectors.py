@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 
 from hashpar import Algorithm, Tuning, scan_tree
-from hashpar.hashing import Task, run_task
+from hashpar.engine import new_task
+from hashpar.hashing import run_task
 from hashpar.scan import Scope
 
 DATA = Path(__file__).parent / "data"
@@ -103,11 +104,8 @@ def test_blake3_vectors_with_threads_inside_one_file(tmp_path: Path, buffer_size
     vectors = blake3_vectors()
     write_tree(tmp_path / "v", vectors)
     for name, (_, expected) in vectors.items():
-        task = Task(
-            scope=Scope(root=str(tmp_path / "v")),
-            dirs=[],
+        task = new_task(Scope(root=str(tmp_path / "v")), "blake3")._replace(
             groups=[("", [name])],
-            algorithm="blake3",
             buffer_size=buffer_size,
             batch_bytes=1,
             batch_files=1,

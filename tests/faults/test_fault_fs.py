@@ -32,7 +32,7 @@ from faultkit import (
     wait_for_readers,
 )
 
-from hashpar.engine import Tuning
+from hashpar.engine import new_task
 from hashpar.hashing import Task, TaskResult, run_task
 from hashpar.scan import Scope
 
@@ -218,19 +218,7 @@ def test_few_file_descriptors(method: str, tmp_path: Path) -> None:
 
 
 def _batch(root: Path, groups: list[tuple[str, list[str]]]) -> Task:
-    tuning = Tuning()
-    return Task(
-        scope=Scope(root=str(root)),
-        dirs=[],
-        groups=groups,
-        algorithm="blake3",
-        buffer_size=tuning.buffer_size,
-        batch_bytes=tuning.batch_bytes,
-        batch_files=tuning.batch_files,
-        solo=False,
-        threads=1,
-        threads_min=tuning.blake3_threads_min,
-    )
+    return new_task(Scope(root=str(root)), "blake3")._replace(groups=groups)
 
 
 def _problems(result: TaskResult) -> dict[str, tuple[str, str]]:
