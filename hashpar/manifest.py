@@ -22,8 +22,8 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from io import BytesIO
-from operator import attrgetter, countOf, itemgetter
-from typing import Annotated, Any, Protocol, TypeVar
+from operator import attrgetter, countOf, itemgetter, le
+from typing import Annotated, Any, Protocol, TypeVar, cast
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -48,6 +48,7 @@ _CHUNK = 4096  # entries encoded per write, so memory stays flat for huge manife
 _NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\]')  # exactly what msgspec escapes in a string
 _DRIVE_KEY = re.compile(r"\0[A-Za-z]:")  # a drive form at the start of a NUL-separated key
 _V = TypeVar("_V")
+_FileItems = list[tuple[str, FileEntry]]
 
 
 class _Sink(Protocol):
@@ -178,19 +179,49 @@ def _write_section(
     separator = b""
     items = _in_key_order(entries)
     while chunk := list(itertools.islice(items, _CHUNK)):
-        lines = ",\n".join([f"    {_string(key)}: {render(value)}" for key, value in chunk])
+        if render is _file_json and _plain_files(chunk):
+            lines = ",\n".join(
+                [
+                    f'    "{key}": {{"size": {size}, "mtime_ns": {mtime}, "digest": "{digest}"}}'
+                    for key, (size, digest, mtime) in cast(_FileItems, chunk)
+                ]
+            )
+        else:
+            lines = ",\n".join([f"    {_string(key)}: {render(value)}" for key, value in chunk])
         stream.write(separator + lines.encode())
         separator = b",\n"
     stream.write(closing.encode())
+
+
+def _plain_files(chunk: list[tuple[str, Any]]) -> bool:
+    """True when every file entry of ``chunk`` is what make writes (size and mtime given) under
+    a key that needs no escaping: then one f-string per entry writes the same bytes as
+    ``_string`` and ``_file_json`` (tested). Checked a chunk at a time, so memory stays flat.
+
+    Measured with ``_ascii_in_order``: writing 100,000 entries (small corpus) 0.063-0.065 ->
+    0.047-0.049 s, 53,250 (real) 0.045 -> 0.036 s; medians of 15 alternating runs.
+    """
+    keys = "".join(map(itemgetter(0), chunk))
+    values = list(map(itemgetter(1), chunk))
+    return (
+        _NEEDS_ESCAPE.search(keys) is None
+        and None not in map(_SIZE, values)
+        and None not in map(_MTIME, values)
+    )
 
 
 def _in_key_order(entries: Mapping[str, _V]) -> Iterator[tuple[str, _V]]:
     """(key, value) in sorted key order, without copying a mapping that is already sorted.
 
     A Snapshot iterates in path order, and keys equal paths except for names that are not
-    valid UTF-8, whose keys start with NUL and so sort before every other key. So: those few
-    first, then the rest as they come, unless a path turns out of order (then sort them all).
+    valid UTF-8, whose keys start with NUL and so sort before every other key. So: when every
+    path is ASCII (checked in C, without a Python call per path) and in order, the items as
+    they come; else those few marked keys first, then the rest as they come, unless a path
+    turns out of order (then sort them all).
     """
+    if _ascii_in_order(entries):
+        yield from entries.items()
+        return
     marked: list[tuple[str, _V]] = []
     previous = ""
     in_order = True
@@ -207,6 +238,13 @@ def _in_key_order(entries: Mapping[str, _V]) -> Iterator[tuple[str, _V]]:
     for path, value in entries.items():
         if key_for(path) is path:
             yield path, value
+
+
+def _ascii_in_order(entries: Mapping[str, object]) -> bool:
+    """True when every key is ASCII (so is its own manifest key) and they come sorted."""
+    return all(map(str.isascii, entries)) and all(
+        map(le, entries, itertools.islice(entries, 1, None))
+    )
 
 
 def encode_manifest(manifest: Manifest) -> bytes:

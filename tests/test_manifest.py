@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from hashpar import (
     Algorithm,
     FileEntry,
+    KeyOrdered,
     Manifest,
     ManifestError,
     Problem,
@@ -144,3 +145,48 @@ def test_encoding_does_not_depend_on_mapping_order(manifest: Manifest, rnd: Rand
         *(shuffled(m) for m in (snap.files, snap.symlinks, snap.skipped, snap.errors))
     )  # type: ignore[arg-type]
     assert encode_manifest(replace(manifest, snapshot=scrambled)) == encode_manifest(manifest)
+
+
+_SEGMENT = st.text(alphabet='ab"\\\n\x01é/', min_size=1, max_size=4).filter(
+    lambda s: unsafe_reason(s) is None
+)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    files=st.dictionaries(
+        st.one_of(_SEGMENT, st.just("a\udcff")),  # "a\udcff": a name that is not UTF-8
+        st.tuples(
+            st.one_of(st.none(), st.integers(0, 2**40)),
+            st.text(alphabet="0123456789abcdef", min_size=64, max_size=64),
+            st.one_of(st.none(), st.integers(-(2**62), 2**62)),
+        ),
+        max_size=8,
+    ),
+    ordered=st.booleans(),
+    chunk=st.integers(1, 3),
+)
+def test_the_fast_files_writer_writes_what_the_general_one_does(
+    files: dict[str, tuple[int | None, str, int | None]], ordered: bool, chunk: int
+) -> None:
+    """The files section has a fast path for chunks of common entries, and a walk without
+    key_for for all-ASCII sorted paths; the bytes are the same either way, whatever mix of
+    chunks, orders and names."""
+    import hashpar.manifest
+
+    entries = {p: FileEntry(*e) for p, e in files.items()}
+    mapping = KeyOrdered(entries) if ordered else entries
+    manifest = Manifest(
+        algorithm=Algorithm.BLAKE3,
+        root="/r",
+        created="c",
+        generator="g",
+        snapshot=Snapshot(files=mapping),
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hashpar.manifest, "_CHUNK", chunk)
+        fast = encode_manifest(manifest)
+        patch.setattr(hashpar.manifest, "_plain_files", lambda chunk: False)
+        patch.setattr(hashpar.manifest, "_ascii_in_order", lambda entries: False)
+        general = encode_manifest(manifest)
+    assert fast == general
