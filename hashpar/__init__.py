@@ -33,17 +33,9 @@ if TYPE_CHECKING:
         WorkerCrashed,
     )
     from hashpar.events import Progress, ProgressCallback
+    from hashpar.kinds import Algorithm, ProblemKind, SpecialKind
     from hashpar.manifest import decode_manifest, encode_manifest, write_manifest
-    from hashpar.models import (
-        Algorithm,
-        FileEntry,
-        KeyOrdered,
-        Manifest,
-        Problem,
-        ProblemKind,
-        Snapshot,
-        SpecialKind,
-    )
+    from hashpar.models import FileEntry, KeyOrdered, Manifest, Problem, Snapshot
 del TYPE_CHECKING
 
 # Where each public name lives. They are imported on first use (PEP 562), so that
@@ -72,14 +64,14 @@ _SOURCES = {
     "decode_manifest": "hashpar.manifest",
     "encode_manifest": "hashpar.manifest",
     "write_manifest": "hashpar.manifest",
-    "Algorithm": "hashpar.models",
+    "Algorithm": "hashpar.kinds",
     "FileEntry": "hashpar.models",
     "KeyOrdered": "hashpar.models",
     "Manifest": "hashpar.models",
     "Problem": "hashpar.models",
-    "ProblemKind": "hashpar.models",
+    "ProblemKind": "hashpar.kinds",
     "Snapshot": "hashpar.models",
-    "SpecialKind": "hashpar.models",
+    "SpecialKind": "hashpar.kinds",
 }
 
 

@@ -280,7 +280,7 @@ class _Run:
         return all(task.solo for task in itertools.chain(self.queue, self.in_flight.values()))
 
     def _absorb(self, result: TaskResult) -> None:
-        files = zip(result.paths, map(FileEntry._make, result.entries), strict=True)
+        files = zip(result.paths, itertools.starmap(FileEntry, result.entries), strict=True)
         if self.settle is None:
             self.files.update(files)
         else:

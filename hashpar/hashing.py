@@ -31,7 +31,7 @@ from typing import NamedTuple, Protocol
 
 import blake3
 
-from hashpar.models import Algorithm, ProblemKind
+from hashpar.kinds import Algorithm, ProblemKind
 from hashpar.scan import Ancestry, Listing, Scope, list_directory
 
 __all__ = [

@@ -8,8 +8,11 @@ from __future__ import annotations
 
 from collections.abc import ItemsView, Iterator, Mapping
 from dataclasses import dataclass, field
-from enum import StrEnum
-from typing import NamedTuple, TypeVar
+from typing import TypeVar
+
+import msgspec
+
+from hashpar.kinds import Algorithm, ProblemKind, SpecialKind
 
 __all__ = [
     "Algorithm",
@@ -23,49 +26,15 @@ __all__ = [
 ]
 
 
-class Algorithm(StrEnum):
-    """A supported digest; the value is the name used on the command line and in manifests."""
-
-    BLAKE3 = "blake3"
-    SHA256 = "sha256"
-
-
-class SpecialKind(StrEnum):
-    """A directory entry that is never opened: recorded as skipped, with its kind."""
-
-    FIFO = "fifo"
-    SOCKET = "socket"
-    CHAR_DEVICE = "char-device"
-    BLOCK_DEVICE = "block-device"
-    OTHER = "other"
-
-
-class ProblemKind(StrEnum):
-    """Why an entry could not be hashed (or, in verify, checked)."""
-
-    UNREADABLE = "unreadable"
-    """Permission denied, an I/O error, or a directory that cannot be listed."""
-    VANISHED = "vanished"
-    """The entry disappeared between being listed and being read."""
-    CHANGED = "changed"
-    """The file changed while it was being read; no digest is trustworthy."""
-    LOOP = "symlink-loop"
-    """With --follow-symlinks: a directory link that leads back into its own ancestry."""
-    ESCAPES_ROOT = "escapes-root"
-    """With --follow-symlinks: a link whose target lies outside the root."""
-    UNSAFE_NAME = "unsafe-name"
-    """A name that could not be stored safely (e.g. a drive form such as ``C:``)."""
-    TYPE_CHANGED = "type-changed"
-    """verify: the manifest lists a file, the tree now has something else at that path."""
-    FAILED = "failed"
-    """An unexpected error while hashing this one entry."""
-
-
-class FileEntry(NamedTuple):
+class FileEntry(msgspec.Struct, frozen=True, gc=False):
     """A regular file: its size in bytes, lowercase hex digest and modification time.
 
-    A NamedTuple rather than a dataclass: a tree can hold millions, and a tuple is the
-    cheapest immutable record to create and to keep (measured in benchmarks/README.md).
+    A tree can hold millions, so this is the cheapest immutable record measured: a frozen
+    msgspec Struct that the cyclic garbage collector does not track (it holds only ints and
+    a str, so it can never be part of a cycle). Against the NamedTuple it replaced: 40 bytes
+    instead of 64, made from a worker's plain tuple in C (``itertools.starmap``: 4.5 ms per
+    100,000 instead of 59 ms for ``_make``), and never walked by a collection. Equal and
+    hashable by value; positional order (size, digest, mtime_ns).
     """
 
     size: int | None

@@ -26,7 +26,7 @@ import stat
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
-from hashpar.models import ProblemKind, SpecialKind
+from hashpar.kinds import ProblemKind, SpecialKind
 from hashpar.names import unsafe_reason
 
 __all__ = ["Ancestry", "Excluder", "Listing", "Scope", "list_directory", "special_kind"]

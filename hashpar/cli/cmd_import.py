@@ -12,7 +12,7 @@ from hashpar.cli.app import DebugOption, app
 from hashpar.cli.convert import ConvertingCommand
 from hashpar.errors import ManifestError
 from hashpar.formats.records import ChecksumFormat
-from hashpar.models import Algorithm
+from hashpar.kinds import Algorithm
 
 if TYPE_CHECKING:
     from hashpar.formats import MalformedLine

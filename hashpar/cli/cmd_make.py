@@ -9,7 +9,7 @@ import typer
 
 from hashpar.cli.app import DebugOption, JobsOption, QuietOption, app
 from hashpar.cli.convert import ConvertingCommand
-from hashpar.models import Algorithm
+from hashpar.kinds import Algorithm
 
 if TYPE_CHECKING:
     from hashpar.models import Snapshot

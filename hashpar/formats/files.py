@@ -151,7 +151,7 @@ def fill_sizes(manifest: Manifest) -> tuple[Manifest, int]:
     for path, entry in manifest.files.items():
         found = lstat_inside(path)
         if found is not None and stat.S_ISREG(found.st_mode):
-            entry = entry._replace(size=found.st_size)
+            entry = FileEntry(found.st_size, entry.digest, entry.mtime_ns)
             filled += 1
         files[path] = entry
     return replace(manifest, snapshot=Snapshot(files=files)), filled

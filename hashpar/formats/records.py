@@ -8,10 +8,14 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from enum import StrEnum
+from typing import TYPE_CHECKING
 
 from hashpar.errors import ManifestError, UsageError
-from hashpar.models import Algorithm, FileEntry, Manifest, Snapshot
+from hashpar.kinds import Algorithm
 from hashpar.names import display_name, unsafe_reason
+
+if TYPE_CHECKING:  # models imports msgspec: a command's --help must not pay for it
+    from hashpar.models import FileEntry, Manifest
 
 __all__ = [
     "ChecksumFormat",
@@ -144,6 +148,8 @@ def imported_manifest(
     algorithm: Algorithm, root: str, files: dict[str, FileEntry], *, created: str = ""
 ) -> Manifest:
     """A Manifest for entries read from a checksum file (sorted by path, sizes as given)."""
+    from hashpar.models import Manifest, Snapshot
+
     return Manifest(
         algorithm=algorithm,
         root=root,

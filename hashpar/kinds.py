@@ -1,0 +1,50 @@
+"""The kinds hashpar names: algorithms, entries never opened, and problems.
+
+Plain enums with no dependency, kept apart from :mod:`hashpar.models` so that a worker
+process (which imports :mod:`hashpar.hashing`) and the CLI's option parsing load nothing
+else. :mod:`hashpar.models` re-exports all three.
+"""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+__all__ = ["Algorithm", "ProblemKind", "SpecialKind"]
+
+
+class Algorithm(StrEnum):
+    """A supported digest; the value is the name used on the command line and in manifests."""
+
+    BLAKE3 = "blake3"
+    SHA256 = "sha256"
+
+
+class SpecialKind(StrEnum):
+    """A directory entry that is never opened: recorded as skipped, with its kind."""
+
+    FIFO = "fifo"
+    SOCKET = "socket"
+    CHAR_DEVICE = "char-device"
+    BLOCK_DEVICE = "block-device"
+    OTHER = "other"
+
+
+class ProblemKind(StrEnum):
+    """Why an entry could not be hashed (or, in verify, checked)."""
+
+    UNREADABLE = "unreadable"
+    """Permission denied, an I/O error, or a directory that cannot be listed."""
+    VANISHED = "vanished"
+    """The entry disappeared between being listed and being read."""
+    CHANGED = "changed"
+    """The file changed while it was being read; no digest is trustworthy."""
+    LOOP = "symlink-loop"
+    """With --follow-symlinks: a directory link that leads back into its own ancestry."""
+    ESCAPES_ROOT = "escapes-root"
+    """With --follow-symlinks: a link whose target lies outside the root."""
+    UNSAFE_NAME = "unsafe-name"
+    """A name that could not be stored safely (e.g. a drive form such as ``C:``)."""
+    TYPE_CHANGED = "type-changed"
+    """verify: the manifest lists a file, the tree now has something else at that path."""
+    FAILED = "failed"
+    """An unexpected error while hashing this one entry."""
