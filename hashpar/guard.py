@@ -14,9 +14,9 @@ cannot make them allocate a string per ancestor of every entry.
 
 from __future__ import annotations
 
+import bisect
 import itertools
 import json
-import operator
 import os
 import stat
 from collections.abc import Mapping
@@ -27,7 +27,6 @@ from hashpar.names import key_for
 
 __all__ = ["DiskProbe", "reject_entries_below_leaves"]
 
-_NUL_SEPARATED = operator.methodcaller("replace", "/", "\0")
 _LEAF_NOUNS = {"files": "the file", "symlinks": "the symlink", "skipped": "the skipped entry"}
 
 
@@ -47,17 +46,14 @@ def _where(section: str, path: str) -> str:
 def reject_entries_below_leaves(snapshot: Snapshot) -> None:
     """ManifestError if an entry lies below a file, symlink or skipped entry.
 
-    Sorting with '/' replaced by NUL (which no path contains) puts every path's descendants
-    right after it, so comparing neighbours finds any such entry in O(n log n). That is first
-    done over the bare strings of every section, in C (measured: 27 -> 17 ms for 100,000
-    entries): when no entry at all lies below another, none lies below a leaf. Otherwise
-    the neighbours are compared again with their sections, to know whether the upper one
-    is a leaf (an entry may lie below a directory listed in errors) and to name them.
+    First, whether any entry at all lies below another, decided exactly and mostly in C
+    (:func:`_any_below_another`): when none does, none lies below a leaf. Otherwise, sorting
+    with '/' replaced by NUL (which no path contains) puts every path's descendants right
+    after it, so comparing neighbours with their sections finds the entry in O(n log n),
+    knows whether the upper one is a leaf (an entry may lie below a directory listed in
+    errors) and names both.
     """
-    paths = itertools.chain.from_iterable(_sections(snapshot).values())
-    order = sorted(map(_NUL_SEPARATED, paths))
-    parents = map(operator.add, order, itertools.repeat("\0"))
-    if not any(map(str.startswith, itertools.islice(order, 1, None), parents)):
+    if not _any_below_another(sorted(itertools.chain.from_iterable(_sections(snapshot).values()))):
         return
     ordered = sorted(
         (path.replace("/", "\0"), section, path)
@@ -70,6 +66,25 @@ def reject_entries_below_leaves(snapshot: Snapshot) -> None:
                 f"unsafe path in manifest: {_where(below_section, below)}: lies below "
                 f"{_LEAF_NOUNS[section]} {json.dumps(key_for(path))}"
             )
+
+
+def _any_below_another(order: list[str]) -> bool:
+    """True when some path in ``order`` (sorted) starts with another one plus '/'.
+
+    If D lies below P, every path sorted between P and D starts with P (one that did not
+    would differ from P at a character greater than P's there, so sort after D too); so
+    P's successor starts with P. Only such P are candidates (found in C: none in the
+    100,000-entry benchmark tree, 188 of 53,250 in the real one), and for each, the first
+    path at or after ``P + '/'`` (bisect) starts with it if any path does. Measured on the
+    real tree's manifest: 15 -> 5 ms, the NUL sort now only the fallback.
+    """
+    following = itertools.islice(order, 1, None)
+    for upper in itertools.compress(order, map(str.startswith, following, order)):
+        prefix = upper + "/"
+        at = bisect.bisect_left(order, prefix)
+        if at < len(order) and order[at].startswith(prefix):
+            return True
+    return False
 
 
 class DiskProbe:

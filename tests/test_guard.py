@@ -12,7 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from hashpar import FileEntry, ManifestError, Problem, ProblemKind, Snapshot, SpecialKind
-from hashpar.guard import reject_entries_below_leaves
+from hashpar.guard import _any_below_another, reject_entries_below_leaves
 from hashpar.names import key_for
 
 LEAVES = {"files": "the file", "symlinks": "the symlink", "skipped": "the skipped entry"}
@@ -67,6 +67,23 @@ def test_shortcut_agrees_with_the_pairwise_rule(placed: list[tuple[str, str]]) -
         with pytest.raises(ManifestError) as raised:
             reject_entries_below_leaves(snapshot)
         assert str(raised.value) == expected
+
+
+@settings(max_examples=1000)
+@given(
+    st.lists(
+        st.lists(st.sampled_from(["a", "a-", "a.", "a0", "ab", "b"]), min_size=1, max_size=3).map(
+            "/".join
+        ),
+        max_size=8,
+        unique=True,
+    )
+)
+def test_any_below_another_is_exactly_the_brute_force_answer(found: list[str]) -> None:
+    """'-', '.' sort before '/' and '0' after it: the neighbours of a path need not be its
+    descendants, the case the bisect exists for."""
+    brute = any(d.startswith(p + "/") for p in found for d in found)
+    assert _any_below_another(sorted(found)) == brute
 
 
 def test_first_non_directory_gives_the_same_answer_in_any_order(tmp_path: Path) -> None:
