@@ -306,7 +306,9 @@ def _settler(pending: dict[str, FileEntry]) -> Settle:
 
     def settle(path: str, seen: FileEntry) -> bool:
         entry = pending.get(path)
-        if entry is None or not entry.matches(seen):
+        # Equal entries (the unchanged file: same size, digest and mtime) match, decided in C
+        # without the call to matches() that an mtime-only change or an imported entry needs.
+        if entry is None or (entry != seen and not entry.matches(seen)):
             return False
         del pending[path]
         return True

