@@ -6,6 +6,7 @@ import json
 import os
 import shutil
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -13,7 +14,7 @@ import blake3
 import pytest
 
 from conftest import TreeSpec, run_hashpar
-from hashpar import decode_manifest
+from hashpar import __version__, decode_manifest
 from test_make import ODD_NAMES
 
 pytestmark = pytest.mark.timeout(120)
@@ -128,3 +129,54 @@ def test_the_installed_command_runs(tree: Callable[[TreeSpec], Path]) -> None:
         [command, "make", str(root)], capture_output=True, timeout=60, check=False
     )
     assert made.returncode == 0 and "x" in json.loads(made.stdout)["files"]
+
+
+def test_version_on_a_full_device_is_one_line_and_exit_2() -> None:
+    """The one answer printed before typer is involved: not a traceback (it was one)."""
+    with open("/dev/full", "wb") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "hashpar", "--version"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            timeout=30,
+            check=False,
+        )
+    assert (result.returncode, result.stderr) == (
+        2,
+        b"hashpar: error: cannot write standard output: No space left on device\n",
+    )
+
+
+def test_the_command_ends_without_the_interpreter_shutdown_yet_flushes_everything(
+    tree: Callable[[TreeSpec], Path],
+) -> None:
+    """main() ends with os._exit after flushing: output through a pipe (block-buffered)
+    arrives whole, with the exit code the run returned. ``--version`` is printed into
+    Python's buffer and left there: only the final flush writes it."""
+    buffered = {k: v for k, v in os.environ.items() if k != "PYTHONUNBUFFERED"}
+    version = subprocess.run(
+        [sys.executable, "-m", "hashpar", "--version"],
+        capture_output=True,
+        timeout=30,
+        check=False,
+        env=buffered,
+    )
+    assert (version.returncode, version.stdout) == (0, b"hashpar " + __version__.encode() + b"\n")
+    root = tree({f"d/{i}": b"x" * i for i in range(300)})
+    result = subprocess.run(
+        [sys.executable, "-m", "hashpar", "make", str(root), "--exclude", "d/1*"],
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert len(json.loads(result.stdout)["files"]) == 300 - 111  # 1, 10-19, 100-199
+    missing = subprocess.run(
+        [sys.executable, "-m", "hashpar", "verify", "-", "--root", str(root)],
+        input=result.stdout.replace(b'"d/0"', b'"d/gone"'),
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert missing.returncode == 1
+    assert b"d/gone" in missing.stdout and missing.stdout.endswith(b"\n")

@@ -18,6 +18,7 @@ traceback.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import signal
 import sys
@@ -51,8 +52,30 @@ def _stop(signum: int, frame: FrameType | None) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    """Run the command line and exit with the code from the table above."""
-    sys.exit(run(sys.argv[1:] if argv is None else argv))
+    """Run the command line and exit with the code from the table above.
+
+    The process ends with ``os._exit`` once stdout and stderr are flushed, skipping the
+    interpreter's shutdown, which would free every object of the run one at a time and tear
+    down every module: measured (medians of 9, alternating) 14 ms for a make of an empty
+    directory, 15-35 ms for a make of the small and real trees, 33 ms for a verify of the
+    small one. Nothing is left for that shutdown to do: the output is written and closed
+    (a manifest file atomically), and the pool's shutdown has waited for every worker.
+    """
+    code = run(sys.argv[1:] if argv is None else argv)
+    try:
+        if sys.stdout is not None:  # None when started with stdout closed
+            sys.stdout.flush()
+    except BrokenPipeError:  # the reader went away after the last write: as `| head` does
+        code = EXIT_PIPE_CLOSED
+    except OSError as exc:
+        print(
+            f"hashpar: error: cannot write standard output: {exc.strerror or exc}", file=sys.stderr
+        )
+        code = EXIT_UNUSABLE
+    if sys.stderr is not None:
+        with contextlib.suppress(OSError):
+            sys.stderr.flush()
+    os._exit(code)
 
 
 def run(argv: list[str]) -> int:
@@ -60,7 +83,13 @@ def run(argv: list[str]) -> int:
     if argv == ["--version"]:
         # The one answer that needs neither the library nor typer, whose import and app
         # building cost more than the rest of Python's start-up (docs/design.md, "Start-up").
-        print(version_line())
+        try:
+            print(version_line())
+        except BrokenPipeError:
+            return EXIT_PIPE_CLOSED
+        except OSError as exc:  # stdout on a full disk, say
+            _error(f"cannot write standard output: {exc.strerror or exc}", debug=False)
+            return EXIT_UNUSABLE
         return EXIT_OK
     import typer
 
