@@ -284,13 +284,18 @@ class _Work:
 
         This loop runs once per file of the tree, so it is written for speed: names are
         bound locally, and a file that fits the buffer costs open, fstat, one read, fstat,
-        close and one hasher call.
+        close and one hashing call (three for BLAKE3, on one reused hasher).
         """
         task = self.task
         prefix = f"{rel_dir}/" if rel_dir else ""
         flags = _OPEN_FLAGS & ~os.O_NOFOLLOW if task.scope.follow_symlinks else _OPEN_FLAGS
         open_, fstat, read, close, is_regular = os.open, os.fstat, os.read, os.close, stat.S_ISREG
         new = _CONSTRUCTORS[task.algorithm]
+        # BLAKE3: one hasher reset per small file, not one made per file. Measured per 1 KiB
+        # file: blake3(data).hexdigest() 1.69 us, reset + update + digest().hex() 1.43 us
+        # (the binding's constructor costs 0.13 us, its hexdigest 0.28 against 0.11 for
+        # digest). hashlib has no reset; sha256(data).hexdigest() is one call (0.73 us).
+        reused = blake3.blake3() if task.algorithm == Algorithm.BLAKE3 else None
         capacity = task.buffer_size
         paths, entries, problems = self.paths, self.entries, self.problems
         bytes_left, files_left = self.bytes_left, self.files_left
@@ -318,9 +323,15 @@ class _Work:
                 if size < capacity:  # one read gets it all; a short or long read shows below
                     data = read(fd, size + 1)  # measured: cheaper than readv + memoryview
                     done = len(data)
-                    hasher = new(data)
+                    if reused is None:
+                        digest = new(data).hexdigest()
+                    else:
+                        reused.reset()
+                        reused.update(data)
+                        digest = reused.digest().hex()
                 else:
                     hasher, done = self._hash_large(fd, size)
+                    digest = hasher.hexdigest()
                 after = fstat(fd)
             except OSError as exc:
                 problems.append((prefix + name, *_problem_for(exc)))
@@ -343,7 +354,7 @@ class _Work:
                 )
                 continue
             paths.append(prefix + name)
-            entries.append((done, hasher.hexdigest(), after.st_mtime_ns))
+            entries.append((done, digest, after.st_mtime_ns))
         self.bytes_left, self.files_left = bytes_left, files_left
 
     def _hash_large(self, fd: int, size: int) -> tuple[_Hasher, int]:
