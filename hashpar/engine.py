@@ -174,13 +174,15 @@ def worker_pool(jobs: int) -> Iterator[Executor]:
     included) the workers are terminated at once; otherwise the pool is shut down and its
     workers waited for.
     """
-    pool = _start_pool(jobs)
+    started: list[ProcessPoolExecutor] = []
     try:
-        yield pool
+        _start_pool(jobs, started)
+        yield started[0]
     except BaseException:
-        _kill_pool(pool)
+        for pool in started:
+            _kill_pool(pool)
         raise
-    pool.shutdown(wait=True)
+    started[0].shutdown(wait=True)
 
 
 class _Run:
@@ -364,14 +366,19 @@ def _result(future: Future[_T]) -> _T:
         ) from exc
 
 
-def _start_pool(jobs: int) -> ProcessPoolExecutor:
-    """Start ``jobs`` workers with SIGINT and SIGTERM blocked, so none dies during start-up.
+def _start_pool(jobs: int, started: list[ProcessPoolExecutor]) -> None:
+    """Start ``jobs`` workers with SIGINT and SIGTERM blocked, so none dies during start-up,
+    and append the pool to ``started``.
 
     Workers (and a forkserver) inherit the blocked mask, through fork and exec alike;
     :func:`hashpar.hashing.worker_init` installs their dispositions and unblocks. The
     parent's mask is restored (and any signal that arrived meanwhile delivered) before this
     returns, so a Ctrl-C can never interrupt the pool half-way through starting a worker
-    (which would leave that worker running, unknown to the pool).
+    (which would leave that worker running, unknown to the pool). The pool is handed over
+    in ``started`` while signals are still blocked: a Ctrl-C delivered when the mask is
+    restored raises in this function or just after it returns, and the caller, whose
+    ``try`` holds this call, still has the pool to stop. (Returning it would lose it then:
+    seen as workers outliving a Ctrl-C, tests/faults/test_fault_process.py.)
 
     The resource tracker is started first, outside the mask: CPython 3.11's
     ``resource_tracker.ensure_running`` unblocks SIGINT and SIGTERM in its caller whatever
@@ -392,13 +399,13 @@ def _start_pool(jobs: int) -> ProcessPoolExecutor:
         )
         for _ in range(jobs):  # non-fork start methods start workers on demand
             pool.submit(int)
+        started.append(pool)
     except BaseException:
         if pool is not None:
             _kill_pool(pool)
         raise
     finally:
         signal.pthread_sigmask(signal.SIG_SETMASK, previous)
-    return pool
 
 
 def _kill_pool(pool: ProcessPoolExecutor) -> None:
