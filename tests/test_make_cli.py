@@ -180,3 +180,16 @@ def test_the_command_ends_without_the_interpreter_shutdown_yet_flushes_everythin
     )
     assert missing.returncode == 1
     assert b"d/gone" in missing.stdout and missing.stdout.endswith(b"\n")
+
+
+def test_stop_children_kills_a_worker_left_running() -> None:
+    """The net under os._exit: a multiprocessing child still alive at the end is killed."""
+    import multiprocessing
+    import time
+
+    from hashpar.cli import _stop_children
+
+    child = multiprocessing.get_context("fork").Process(target=time.sleep, args=(60,))
+    child.start()
+    _stop_children()
+    assert not child.is_alive() and child.exitcode is not None

@@ -75,7 +75,21 @@ def main(argv: list[str] | None = None) -> None:
     if sys.stderr is not None:
         with contextlib.suppress(OSError):
             sys.stderr.flush()
+    _stop_children()
     os._exit(code)
+
+
+def _stop_children() -> None:
+    """Kill and reap any worker process still running: what the interpreter's shutdown did
+    through multiprocessing's and concurrent.futures' exit handlers, which ``os._exit``
+    skips. Every path through the engine stops its workers itself (tests/faults check it),
+    so this finds none; it is the net under a path that does not."""
+    multiprocessing = sys.modules.get("multiprocessing")
+    if multiprocessing is None:
+        return
+    for child in multiprocessing.active_children():
+        child.kill()
+        child.join(timeout=2)
 
 
 def run(argv: list[str]) -> int:
