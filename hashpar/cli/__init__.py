@@ -68,9 +68,7 @@ def main(argv: list[str] | None = None) -> None:
     except BrokenPipeError:  # the reader went away after the last write: as `| head` does
         code = EXIT_PIPE_CLOSED
     except OSError as exc:
-        print(
-            f"hashpar: error: cannot write standard output: {exc.strerror or exc}", file=sys.stderr
-        )
+        _error(f"cannot write standard output: {exc.strerror or exc}", debug=False)
         code = EXIT_UNUSABLE
     if sys.stderr is not None:
         with contextlib.suppress(OSError):
