@@ -20,7 +20,7 @@ import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from io import BytesIO
-from operator import attrgetter, countOf, itemgetter, le
+from operator import attrgetter, countOf, le
 from typing import Annotated, Any, Protocol, TypeVar, cast
 
 import msgspec
@@ -168,82 +168,72 @@ def _error_json(problem: Problem) -> str:
 def _write_section(
     stream: _Sink, name: str, entries: Mapping[str, _V], render: Callable[[_V], str], last: bool
 ) -> None:
-    """Write one section, one entry per line, sorted by key."""
+    """Write one section, one entry per line, sorted by key, ``_CHUNK`` entries a time."""
     closing = "\n  }\n}\n" if last else "\n  },\n"
     if not entries:
         stream.write(f'  "{name}": {{}}{closing[4:]}'.encode())
         return
     stream.write(f'  "{name}": {{\n'.encode())
-    separator = b""
-    items = _in_key_order(entries)
-    while chunk := list(itertools.islice(items, _CHUNK)):
-        if render is _file_json and _plain_files(chunk):
-            lines = ",\n".join(
-                [
-                    f'    "{k}": {{"size": {f.size}, "mtime_ns": {f.mtime_ns}, '
-                    f'"digest": "{f.digest}"}}'
-                    for k, f in cast(_FileItems, chunk)
-                ]
-            )
-        else:
-            lines = ",\n".join([f"    {_string(key)}: {render(value)}" for key, value in chunk])
-        stream.write(separator + lines.encode())
-        separator = b",\n"
+    keys, paths = _key_order(entries)
+    value_of = entries.__getitem__
+    for start in range(0, len(keys), _CHUNK):
+        chunk = keys[start : start + _CHUNK]
+        values = list(map(value_of, chunk if paths is keys else paths[start : start + _CHUNK]))
+        lines = _plain_lines(chunk, values) if render is _file_json else None
+        if lines is None:
+            pairs = zip(chunk, values, strict=True)
+            lines = ",\n".join([f"    {_string(key)}: {render(value)}" for key, value in pairs])
+        if start:
+            stream.write(b",\n")
+        stream.write(lines.encode())
     stream.write(closing.encode())
 
 
-def _plain_files(chunk: list[tuple[str, Any]]) -> bool:
-    """True when every file entry of ``chunk`` is what make writes (size and mtime given) under
-    a key that needs no escaping: then one f-string per entry writes the same bytes as
-    ``_string`` and ``_file_json`` (tested). Checked a chunk at a time, so memory stays flat.
-
-    Measured with ``_ascii_in_order``: writing 100,000 entries (small corpus) 0.063-0.065 ->
-    0.047-0.049 s, 53,250 (real) 0.045 -> 0.036 s; medians of 15 alternating runs.
+def _plain_lines(keys: list[str], values: list[Any]) -> str | None:
+    """The lines of a chunk of file entries, one f-string each, or None when an entry needs
+    the general writer: a key that needs escaping, or a size or mtime of None. The bytes are
+    those of ``_string`` and ``_file_json`` (tested). Every check runs in C over the chunk.
     """
-    keys = "".join(map(itemgetter(0), chunk))
-    values = list(map(itemgetter(1), chunk))
-    return (
-        _NEEDS_ESCAPE.search(keys) is None
-        and None not in map(_SIZE, values)
-        and None not in map(_MTIME, values)
+    if (
+        _NEEDS_ESCAPE.search("".join(keys)) is not None
+        or None in map(_SIZE, values)
+        or None in map(_MTIME, values)
+    ):
+        return None
+    return ",\n".join(
+        [
+            f'    "{k}": {{"size": {f.size}, "mtime_ns": {f.mtime_ns}, "digest": "{f.digest}"}}'
+            for k, f in zip(keys, cast(list[FileEntry], values), strict=True)
+        ]
     )
 
 
-def _in_key_order(entries: Mapping[str, _V]) -> Iterator[tuple[str, _V]]:
-    """(key, value) in sorted key order, without copying a mapping that is already sorted.
+def _key_order(entries: Mapping[str, object]) -> tuple[list[str], list[str]]:
+    """The section's keys in sorted order, and the paths they stand for, position by position
+    (the same list when every key is its own path).
 
     A Snapshot iterates in path order, and keys equal paths except for names that are not
-    valid UTF-8, whose keys start with NUL and so sort before every other key. So: when every
-    path is ASCII (checked in C, without a Python call per path) and in order, the items as
-    they come; else those few marked keys first, then the rest as they come, unless a path
-    turns out of order (then sort them all).
+    valid UTF-8, whose keys start with NUL. So: when every path is ASCII (checked in C,
+    without a Python call per path) and in order, the paths as they come; else each path's
+    key, as they come when those are in order, else sorted by key.
+
+    Lists, not pairs: 8 bytes per entry, and a chunk's values are then one ``map``. Measured
+    on the 100,000 entries of a small-corpus make: 3-5 ms to draw every chunk, against 16 ms
+    for the same chunks of pairs from ``items()``; ``write_manifest`` 52 -> 41 ms.
     """
-    if _ascii_in_order(entries):
-        yield from entries.items()
-        return
-    marked: list[tuple[str, _V]] = []
-    previous = ""
-    in_order = True
-    for path, value in entries.items():
-        in_order = in_order and previous <= path
-        previous = path
-        key = key_for(path)
-        if key is not path:
-            marked.append((key, value))
-    if not in_order:
-        yield from sorted((key_for(path), value) for path, value in entries.items())
-        return
-    yield from sorted(marked)
-    for path, value in entries.items():
-        if key_for(path) is path:
-            yield path, value
+    paths = list(entries)
+    if _ascii_in_order(paths):
+        return paths, paths
+    keys = list(map(key_for, paths))
+    if all(map(le, keys, itertools.islice(keys, 1, None))):
+        return keys, paths
+    order = sorted(range(len(keys)), key=keys.__getitem__)
+    return [keys[i] for i in order], [paths[i] for i in order]
 
 
-def _ascii_in_order(entries: Mapping[str, object]) -> bool:
-    """True when every key is ASCII (so is its own manifest key) and they come sorted."""
-    return all(map(str.isascii, entries)) and all(
-        map(le, entries, itertools.islice(entries, 1, None))
-    )
+def _ascii_in_order(paths: list[str]) -> bool:
+    """True when every path is ASCII (so is its own manifest key) and they come sorted."""
+    return all(map(str.isascii, paths)) and all(map(le, paths, itertools.islice(paths, 1, None)))
 
 
 def encode_manifest(manifest: Manifest) -> bytes:

@@ -186,7 +186,7 @@ def test_the_fast_files_writer_writes_what_the_general_one_does(
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(hashpar.manifest, "_CHUNK", chunk)
         fast = encode_manifest(manifest)
-        patch.setattr(hashpar.manifest, "_plain_files", lambda chunk: False)
+        patch.setattr(hashpar.manifest, "_plain_lines", lambda keys, values: None)
         patch.setattr(hashpar.manifest, "_ascii_in_order", lambda entries: False)
         general = encode_manifest(manifest)
     assert fast == general
