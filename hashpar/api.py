@@ -15,7 +15,7 @@ from hashpar import __version__
 from hashpar.engine import Settle, Tuning, default_jobs, hash_tree
 from hashpar.errors import ManifestError, UsageError
 from hashpar.events import ProgressCallback, ignore_progress
-from hashpar.manifest import decode_manifest
+from hashpar.manifest import decode_manifest, read_canonical
 from hashpar.models import Algorithm, FileEntry, Manifest, Problem, ProblemKind, Snapshot
 from hashpar.scan import Scope, compile_patterns
 
@@ -172,6 +172,11 @@ def load_manifest(path: str, *, max_bytes: int = MAX_MANIFEST_BYTES) -> Manifest
             data = _read_capped(sys.stdin.buffer, name, max_bytes)
         else:
             with open(path, "rb") as stream:
+                if stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                    manifest = read_canonical(stream, max_bytes)
+                    if manifest is not None:
+                        return manifest
+                    stream.seek(0)  # not in canonical form: decoded whole, problems named
                 data = _read_capped(stream, name, max_bytes)
     except OSError as exc:
         raise ManifestError(f"cannot read manifest {name}: {exc.strerror or exc}") from None
@@ -236,6 +241,7 @@ def verify_tree(
     can make hashpar read outside the root. An entry below a symlink that leads outside the
     root is still rejected, before anything is read, with ManifestError. Unreadable entries
     are errors in the report, never exceptions; UsageError when the root does not exist.
+
     """
     from hashpar.compare import compare
     from hashpar.guard import DiskProbe, reject_entries_below_leaves

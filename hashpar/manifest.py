@@ -14,6 +14,7 @@ not be listed (as make records it).
 
 from __future__ import annotations
 
+import dataclasses
 import itertools
 import json
 import re
@@ -21,7 +22,7 @@ from collections import Counter
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from io import BytesIO
 from operator import attrgetter, countOf, le
-from typing import Annotated, Any, Protocol, TypeVar, cast
+from typing import Annotated, Any, BinaryIO, Protocol, TypeVar, cast
 
 import msgspec
 from msgspec import UNSET, UnsetType
@@ -38,7 +39,13 @@ from hashpar.models import (
 )
 from hashpar.names import SAFE_PLAIN_PATH, key_for, path_for, unsafe_reason
 
-__all__ = ["FORMAT_VERSION", "decode_manifest", "encode_manifest", "write_manifest"]
+__all__ = [
+    "FORMAT_VERSION",
+    "decode_manifest",
+    "encode_manifest",
+    "read_canonical",
+    "write_manifest",
+]
 
 FORMAT_VERSION = 1
 _MAX_INT = 2**63 - 1
@@ -111,6 +118,11 @@ _ENTRY_FIELDS = attrgetter("size", "digest", "mtime_ns")
 _DIGEST = attrgetter("digest")
 _SIZE, _MTIME = attrgetter("size"), attrgetter("mtime_ns")  # of a FileEntry or a _File
 _HEX = b"0123456789abcdef"
+_PIECE_BYTES = 4 << 20  # read_canonical: bytes read, and at most decoded, at a time
+_FILES_OPEN = b'\n  "files": {\n'  # how a canonical non-empty files section opens,
+_FILES_CLOSE = b"\n  }"  # how it closes (an entry line starts with four spaces and a quote)
+_ENTRY_END = b'},\n    "'  # and where one entry line ends and the next begins
+_FILES_DECODER = msgspec.json.Decoder(dict[str, _File])
 
 
 # -- writing ----------------------------------------------------------------------------------
@@ -296,11 +308,113 @@ def _decode(data: bytes) -> _Document:
         raise ManifestError("not a valid JSON manifest: nested too deeply") from None
 
 
+def read_canonical(stream: BinaryIO, max_bytes: int) -> Manifest | None:
+    """The manifest in ``stream``, read and decoded a few MiB at a time, when it is in the
+    canonical form hashpar writes; None for anything else (the caller then reads it whole
+    and :func:`decode_manifest` accepts it or names the problem).
+
+    Decoding a whole document holds its bytes and the decoded objects together: on
+    1,000,000 entries, 155 and 321 bytes per entry. Here the files section is cut at the end
+    of an entry line (``},`` then a new line, four spaces and a quote, which no JSON string
+    can hold) and each piece is decoded as an object of its own, checked as
+    :func:`decode_manifest` checks the whole, and merged; only one piece of bytes exists at
+    a time. What is left, the document with an empty files section (the *skeleton*), must
+    decode and be byte for byte what :func:`encode_manifest` writes for it. Then the file is
+    that skeleton with the pieces' members in its files object, so decoding it whole gives
+    the same manifest: each piece starts at a member (the first by the skeleton's form, the
+    next because the one before decoded as complete members), the pieces' members are the
+    section's members, and no key repeats (counted within a piece as
+    :func:`_surely_no_duplicate_keys` counts, and across pieces by the merged length).
+    Anything else returns None, never an error of its own: a manifest is accepted or
+    rejected exactly as :func:`decode_manifest` would.
+    """
+    buffer = bytearray(stream.read(_PIECE_BYTES))
+    opening = buffer.find(_FILES_OPEN)
+    if opening < 0:
+        return None
+    head = bytes(buffer[: opening + len(_FILES_OPEN) - 1])  # through '"files": {'
+    del buffer[: len(head)]  # the new line before the first entry starts the buffer
+    total = len(head) + len(buffer)
+    files: dict[str, FileEntry] = {}
+    while (closing := buffer.find(_FILES_CLOSE)) < 0:
+        cut = buffer.rfind(_ENTRY_END)
+        if cut >= 0:
+            merged = _merged(files, _piece(buffer, cut + 1))
+            if merged is None:
+                return None
+            files = merged
+            del buffer[: cut + 1]  # O(1): a bytearray drops its front in place
+        block = stream.read(_PIECE_BYTES)
+        total += len(block)
+        if not block or total > max_bytes:
+            return None
+        buffer += block
+    merged = _merged(files, _piece(buffer, closing))
+    if merged is None:
+        return None
+    files = merged
+    tail = [bytes(buffer[closing + len(_FILES_CLOSE) :])]
+    del buffer
+    while block := stream.read(_PIECE_BYTES):
+        total += len(block)
+        if total > max_bytes:
+            return None
+        tail.append(block)
+    skeleton = head + b"}" + b"".join(tail)
+    try:
+        manifest = decode_manifest(skeleton)
+        if encode_manifest(manifest) != skeleton:
+            return None
+        snapshot = dataclasses.replace(manifest.snapshot, files=files)
+        _check_sections_disjoint(snapshot)
+    except ManifestError:
+        return None
+    return dataclasses.replace(manifest, snapshot=snapshot)
+
+
+def _piece(buffer: bytearray, end: int) -> dict[str, FileEntry] | None:
+    """The entries in ``buffer[:end]``, checked as :func:`decode_manifest` checks a files
+    section; None when that is not certain to be what decoding the whole would give.
+
+    ``buffer[0]`` is the new line before the piece's first entry and ``buffer[end]`` the
+    comma or new line after its last: they become its braces, so the piece is decoded where
+    it lies, never copied.
+    """
+    buffer[0], buffer[end] = ord("{"), ord("}")
+    with memoryview(buffer) as view, view[: end + 1] as data:
+        try:
+            entries = _FILES_DECODER.decode(data)
+            _check_digests(data, entries)
+            plain_keys, key_colons = _plain_keys(entries)
+            files, fields = _file_entries(entries, plain_keys)
+        except (msgspec.DecodeError, ManifestError, UnicodeDecodeError, RecursionError):
+            return None
+    if buffer.find(b"\\", 0, end) >= 0 and (
+        buffer.find(b"\\u003a", 0, end) >= 0 or buffer.find(b"\\u003A", 0, end) >= 0
+    ):
+        return None  # a colon the raw bytes do not show: the count below cannot tell
+    if buffer.count(b":", 0, end) != len(files) + fields + key_colons:
+        return None  # a key repeated within the piece (or within an entry)
+    return files
+
+
+def _merged(
+    files: dict[str, FileEntry], piece: dict[str, FileEntry] | None
+) -> dict[str, FileEntry] | None:
+    """``files`` with ``piece``'s entries added (the first piece is taken as it is, so a
+    manifest of one piece is never copied); None if there is no piece or a key repeats."""
+    if piece is None or not files:
+        return piece
+    before = len(files)
+    files.update(piece)
+    return files if len(files) == before + len(piece) else None
+
+
 def _given(value: _V | UnsetType, default: _V) -> _V:
     return default if isinstance(value, UnsetType) else value
 
 
-def _check_digests(data: bytes, entries: dict[str, _File]) -> None:
+def _check_digests(data: bytes | memoryview, entries: dict[str, _File]) -> None:
     """Every digest is lowercase hex, checked for all at once (what the schema's regex says).
 
     Each is known to have 64 characters; joined, every byte of their UTF-8 must be one of
@@ -381,7 +495,7 @@ _ENTRY_TYPES: dict[str, type[msgspec.Struct]] = {
 }
 
 
-def _locate(data: bytes) -> str | None:
+def _locate(data: bytes | memoryview) -> str | None:
     """Which entry is invalid: msgspec reports ``$.files[...]`` without the key.
 
     Only called once validation has failed, so its cost (a second, untyped parse) does not
