@@ -87,7 +87,8 @@ def test_export_of_a_missing_manifest(tmp_path: Path) -> None:
         run_hashpar("export", tmp_path / "nope.json", "-f", "sums"),
         2,
         b"",
-        f"hashpar: error: cannot read {tmp_path / 'nope.json'}: No such file or directory\n",
+        f"hashpar: error: cannot read manifest {tmp_path / 'nope.json'}: "
+        "No such file or directory\n",
     )
 
 

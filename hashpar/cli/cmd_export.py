@@ -16,7 +16,7 @@ from hashpar.formats.records import ChecksumFormat
 if TYPE_CHECKING:
     from hashpar.models import Manifest
 
-__all__ = ["export", "read_manifest"]
+__all__ = ["export"]
 
 
 @app.command(cls=ConvertingCommand)
@@ -55,6 +55,7 @@ def export(
     file was written, 1 when some entries were left out because the manifest could not hash
     them, 2 when the manifest cannot be expressed in FORMAT (the reason is printed).
     """
+    from hashpar.api import load_manifest
     from hashpar.cli.output import open_output
     from hashpar.formats import bag_tag_files, encode
 
@@ -62,7 +63,7 @@ def export(
         raise UsageError("--bag needs --format bagit")
     if bag is not None and output is not None:
         raise UsageError("--bag writes its files into BAGDIR: leave out -o")
-    manifest = read_manifest(manifest_path)
+    manifest = load_manifest(manifest_path)  # as verify and diff load it
     if bag is not None:
         for name, data in bag_tag_files(manifest, bag).items():
             with open_output(os.path.join(bag, name)) as out:
@@ -93,18 +94,3 @@ def _report_left_out(manifest: Manifest) -> int:
             file=sys.stderr,
         )
     return 1 if snapshot.errors else 0
-
-
-def read_manifest(path: str) -> Manifest:
-    """Load a hashpar manifest file (``-``: stdin); UsageError if it cannot be read."""
-    from hashpar.manifest import decode_manifest
-
-    try:
-        if path == "-":
-            data = sys.stdin.buffer.read()
-        else:
-            with open(path, "rb") as f:
-                data = f.read()
-    except OSError as exc:
-        raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-    return decode_manifest(data)
