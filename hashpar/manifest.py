@@ -118,7 +118,8 @@ _ENTRY_FIELDS = attrgetter("size", "digest", "mtime_ns")
 _DIGEST = attrgetter("digest")
 _SIZE, _MTIME = attrgetter("size"), attrgetter("mtime_ns")  # of a FileEntry or a _File
 _HEX = b"0123456789abcdef"
-_PIECE_BYTES = 4 << 20  # read_canonical: bytes read, and at most decoded, at a time
+_HEAD_BYTES = 1 << 20  # read_canonical: its first read, which must hold the files' opening;
+_PIECE_BYTES = 256 << 10  # then each read (pieces of 256 KiB-1 MiB: fastest, measured)
 _FILES_OPEN = b'\n  "files": {\n'  # how a canonical non-empty files section opens,
 _FILES_CLOSE = b"\n  }"  # how it closes (an entry line starts with four spaces and a quote)
 _ENTRY_END = b'},\n    "'  # and where one entry line ends and the next begins
@@ -309,7 +310,7 @@ def _decode(data: bytes) -> _Document:
 
 
 def read_canonical(stream: BinaryIO, max_bytes: int) -> Manifest | None:
-    """The manifest in ``stream``, read and decoded a few MiB at a time, when it is in the
+    """The manifest in ``stream``, read and decoded a piece at a time, when it is in the
     canonical form hashpar writes; None for anything else (the caller then reads it whole
     and :func:`decode_manifest` accepts it or names the problem).
 
@@ -327,8 +328,12 @@ def read_canonical(stream: BinaryIO, max_bytes: int) -> Manifest | None:
     :func:`_surely_no_duplicate_keys` counts, and across pieces by the merged length).
     Anything else returns None, never an error of its own: a manifest is accepted or
     rejected exactly as :func:`decode_manifest` would.
+
+    Pieces of 256 KiB rather than 4 MiB (``load_manifest`` in a fresh process, medians of
+    3-11): 100,000 entries 0.085 -> 0.078 s and 67 -> 59 MB; 1,000,000 entries 0.91 ->
+    0.84 s and 360 -> 346 MB. 256 KiB to 1 MiB measured alike; 8 MiB was slower still.
     """
-    buffer = bytearray(stream.read(_PIECE_BYTES))
+    buffer = bytearray(stream.read(_HEAD_BYTES))
     opening = buffer.find(_FILES_OPEN)
     if opening < 0:
         return None

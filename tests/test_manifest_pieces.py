@@ -77,6 +77,7 @@ def manifests(draw: st.DrawFn) -> Manifest:
 
 def _read(data: bytes, piece: int) -> Manifest | None:
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hashpar.manifest, "_HEAD_BYTES", piece)
         patch.setattr(hashpar.manifest, "_PIECE_BYTES", piece)
         return read_canonical(io.BytesIO(data), max_bytes=len(data))
 
@@ -204,6 +205,7 @@ def test_load_manifest_reads_a_canonical_file_in_pieces(
     path = tmp_path / "m.json"
     path.write_bytes(data)
     with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(hashpar.manifest, "_HEAD_BYTES", 4096)
         patch.setattr(hashpar.manifest, "_PIECE_BYTES", 4096)
         assert load_manifest(str(path)) == decode_manifest(data)
     assert pieces_read == [True]
