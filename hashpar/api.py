@@ -172,7 +172,10 @@ def load_manifest(path: str, *, max_bytes: int = MAX_MANIFEST_BYTES) -> Manifest
             data = _read_capped(sys.stdin.buffer, name, max_bytes)
         else:
             with open(path, "rb") as stream:
-                if stat.S_ISREG(os.fstat(stream.fileno()).st_mode):
+                st = os.fstat(stream.fileno())
+                if stat.S_ISREG(st.st_mode):
+                    if st.st_size > max_bytes:  # refused before a byte is read or decoded
+                        raise _too_big(name, max_bytes)
                     manifest = read_canonical(stream, max_bytes)
                     if manifest is not None:
                         return manifest
@@ -197,10 +200,14 @@ def _read_capped(stream: BinaryIO, name: str, max_bytes: int) -> bytes:
         chunks.append(chunk)
         total += len(chunk)
         if total > max_bytes:
-            raise ManifestError(
-                f"{name}: larger than {max_bytes} bytes; refusing to load it (not a manifest?)"
-            )
+            raise _too_big(name, max_bytes)
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
+
+
+def _too_big(name: str, max_bytes: int) -> ManifestError:
+    return ManifestError(
+        f"{name}: larger than {max_bytes} bytes; refusing to load it (not a manifest?)"
+    )
 
 
 def _regular_size(stream: BinaryIO) -> int | None:

@@ -53,7 +53,6 @@ _CHUNK = 4096  # entries encoded per write, so memory stays flat for huge manife
 _NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\]')  # exactly what msgspec escapes in a string
 _DRIVE_KEY = re.compile(r"\0[A-Za-z]:")  # a drive form at the start of a NUL-separated key
 _V = TypeVar("_V")
-_FileItems = list[tuple[str, FileEntry]]
 
 
 class _Sink(Protocol):

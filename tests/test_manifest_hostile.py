@@ -18,6 +18,8 @@ from typing import Any
 
 import pytest
 
+import hashpar
+import hashpar.api
 from conftest import run_hashpar
 from hashpar.api import load_manifest
 from hashpar.errors import ManifestError
@@ -264,3 +266,24 @@ def test_a_manifest_over_the_size_cap_is_refused(tmp_path: Path) -> None:
     manifest.write_bytes(b"{" + b" " * (3 << 20) + b"}")
     with pytest.raises(ManifestError, match=r"big.json: larger than 2097152 bytes"):
         load_manifest(str(manifest), max_bytes=2 << 20)
+
+
+def test_a_canonical_manifest_over_the_cap_is_refused_before_it_is_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Read in pieces, an oversized manifest would be decoded up to the cap before the cap
+    is met: its size is looked at first."""
+    files = {f"f{i:04}": hashpar.FileEntry(i, f"{i:064x}", i) for i in range(2000)}
+    manifest = tmp_path / "big.json"
+    manifest.write_bytes(
+        hashpar.encode_manifest(
+            hashpar.Manifest(
+                hashpar.Algorithm.BLAKE3, "/r", "c", "g", snapshot=hashpar.Snapshot(files=files)
+            )
+        )
+    )
+    calls: list[object] = []
+    monkeypatch.setattr(hashpar.api, "read_canonical", lambda *args: calls.append(args))
+    with pytest.raises(ManifestError, match=r"big.json: larger than 100000 bytes"):
+        load_manifest(str(manifest), max_bytes=100_000)
+    assert calls == []
