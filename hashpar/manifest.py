@@ -337,7 +337,7 @@ def read_canonical(stream: BinaryIO, max_bytes: int) -> Manifest | None:
     if opening < 0:
         return None
     head = bytes(buffer[: opening + len(_FILES_OPEN) - 1])  # through '"files": {'
-    del buffer[: len(head)]  # the new line before the first entry starts the buffer
+    del buffer[: len(head)]  # the buffer starts with the new line before the first entry
     total = len(head) + len(buffer)
     files: dict[str, FileEntry] = {}
     while (closing := buffer.find(_FILES_CLOSE)) < 0:
@@ -380,9 +380,10 @@ def _piece(buffer: bytearray, end: int) -> dict[str, FileEntry] | None:
     """The entries in ``buffer[:end]``, checked as :func:`decode_manifest` checks a files
     section; None when that is not certain to be what decoding the whole would give.
 
-    ``buffer[0]`` is the new line before the piece's first entry and ``buffer[end]`` the
-    comma or new line after its last: they become its braces, so the piece is decoded where
-    it lies, never copied.
+    ``buffer[0]`` is the byte before the piece's first entry (the new line after the
+    section's opening brace, or the comma after the piece before) and ``buffer[end]`` the
+    byte after its last (a comma, or the new line before the section's closing brace): they
+    become its braces, so the piece is decoded where it lies, never copied.
     """
     buffer[0], buffer[end] = ord("{"), ord("}")
     with memoryview(buffer) as view, view[: end + 1] as data:
