@@ -119,6 +119,7 @@ _SIZE, _MTIME = attrgetter("size"), attrgetter("mtime_ns")  # of a FileEntry or 
 _HEX = b"0123456789abcdef"
 _HEAD_BYTES = 1 << 20  # read_canonical: its first read, which must hold the files' opening;
 _PIECE_BYTES = 256 << 10  # then each read (pieces of 256 KiB-1 MiB: fastest, measured)
+_LINE_MAX = 1 << 20  # an entry line hashpar writes is under 32 KiB (a 4 KiB path, escaped)
 _FILES_OPEN = b'\n  "files": {\n'  # how a canonical non-empty files section opens,
 _FILES_CLOSE = b"\n  }"  # how it closes (an entry line starts with four spaces and a quote)
 _ENTRY_END = b'},\n    "'  # and where one entry line ends and the next begins
@@ -348,6 +349,8 @@ def read_canonical(stream: BinaryIO, max_bytes: int) -> Manifest | None:
                 return None
             files = merged
             del buffer[: cut + 1]  # O(1): a bytearray drops its front in place
+        elif len(buffer) > _LINE_MAX:
+            return None  # no line hashpar writes is this long; and the buffer stays bounded
         block = stream.read(_PIECE_BYTES)
         total += len(block)
         if not block or total > max_bytes:

@@ -233,3 +233,19 @@ def test_an_escaped_colon_cannot_hide_a_repeated_key() -> None:
     assert _read(data, 100_000) is None
     with pytest.raises(ManifestError, match='duplicate key "d/f00003"'):
         decode_manifest(data)
+
+
+def test_a_files_section_on_one_line_is_left_to_decoding_after_a_bounded_read() -> None:
+    """Valid JSON whose entries are not one per line: the reader gives up once a MiB holds
+    no end of an entry line, instead of searching an ever longer buffer (measured before:
+    0.07 s for 6 MiB, 0.78 s for 24 MiB, growing with the square of the size)."""
+    data = _canonical(30_000)
+    start = data.index(b'"files": {\n') + len(b'"files": {\n')
+    end = data.index(b"\n  },\n", start)
+    one_line = data[start:end].replace(b",\n    ", b", ")
+    data = data[:start] + one_line + data[end:]
+    assert len(data) > 3 << 20
+    stream = io.BytesIO(data)
+    assert read_canonical(stream, max_bytes=len(data)) is None
+    assert stream.tell() <= 2 << 20
+    assert decode_manifest(data) == decode_manifest(_canonical(30_000))
