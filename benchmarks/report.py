@@ -146,38 +146,14 @@ def bar(rows: list[Row], extra: dict[str, Any]) -> list[BarRow]:
     # Issue 4 names "rhash" and "b3sum" for small and real, and "two rhash processes in
     # parallel" only for big: the rows below take "rhash"/"b3sum" as the tool run once (the
     # issue's table), then again against the best arrangement of any native tool (stricter).
-    out.append(
-        _ratio_row(
-            "small SHA-256 vs rhash (one process)",
-            find(rows, "small", "sha256", make),
-            best_native(rows, "small", "sha256", ("rhash",)),
-            0.8,
-        )
-    )
-    out.append(
-        _ratio_row(
-            "small SHA-256 vs best native SHA-256 (any arrangement; stricter)",
-            find(rows, "small", "sha256", make),
-            best_native(rows, "small", "sha256"),
-            0.8,
-        )
-    )
-    out.append(
-        _ratio_row(
-            "small SHA-256 vs best xargs -P2 sha256sum",
-            find(rows, "small", "sha256", make),
-            best_native(rows, "small", "sha256", ("sha256sum -P2",)),
-            0.8,
-        )
-    )
-    out.append(
-        _ratio_row(
-            "small BLAKE3 vs best xargs -P2 b3sum",
-            find(rows, "small", "blake3", make),
-            best_native(rows, "small", "blake3", ("b3sum -P2",)),
-            0.9,
-        )
-    )
+    for label, algo, families, target in (
+        ("small SHA-256 vs rhash (one process)", "sha256", ("rhash",), 0.8),
+        ("small SHA-256 vs best native SHA-256 (any arrangement; stricter)", "sha256", (), 0.8),
+        ("small SHA-256 vs best xargs -P2 sha256sum", "sha256", ("sha256sum -P2",), 0.8),
+        ("small BLAKE3 vs best xargs -P2 b3sum", "blake3", ("b3sum -P2",), 0.9),
+    ):
+        small = find(rows, "small", algo, make)
+        out.append(_ratio_row(label, small, best_native(rows, "small", algo, families), target))
     for algo, fams, name in (
         ("blake3", b3_fams, "best b3sum"),
         ("sha256", ("rhash x2",), "two rhash in parallel"),

@@ -101,15 +101,9 @@ class DiskProbe:
     def __init__(self, root: str) -> None:
         self.root = root
         self.real_root = os.path.realpath(root)
-        self._modes: dict[str, int | None] = {}
         self._stops: dict[str, tuple[str, int | None] | None] = {}
         self._escapes: dict[str, bool] = {}
         self._root_fd: int | None = None  # while reject_escaping_links runs
-
-    def _lstat(self, path: str) -> int | None:
-        if path not in self._modes:
-            self._modes[path] = self._mode(path)
-        return self._modes[path]
 
     def _mode(self, path: str) -> int | None:
         """lstat's st_mode of ``path`` below the root; None when it cannot be looked at."""
@@ -149,7 +143,7 @@ class DiskProbe:
             if prefix in stops:
                 known = stops[prefix]
             else:
-                mode = self._lstat(prefix)
+                mode = self._mode(prefix)
                 known = None if stat.S_ISDIR(mode or 0) else (prefix, mode)
                 stops[prefix] = known
             if known is not None or end < 0:

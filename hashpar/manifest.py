@@ -261,10 +261,6 @@ def encode_manifest(manifest: Manifest) -> bytes:
 
 def decode_manifest(data: bytes) -> Manifest:
     """Parse and validate manifest bytes; ManifestError names the first problem found."""
-    return _decode_manifest(data)
-
-
-def _decode_manifest(data: bytes) -> Manifest:
     doc = _decode(data)
     _check_digests(data, doc.files)
     if doc.version != FORMAT_VERSION:

@@ -66,7 +66,12 @@ def load_input(
     """
     from hashpar.api import load_manifest
     from hashpar.formats import NoChecksumLines, load_checksums
-    from hashpar.formats.files import looks_like_manifest, parse_input, read_input
+    from hashpar.formats.files import (
+        is_manifest_file,
+        looks_like_manifest,
+        parse_input,
+        read_input,
+    )
 
     is_dir = source != "-" and os.path.isdir(source)
     if format is None and source != "-" and _not_checksums(source):
@@ -74,7 +79,7 @@ def load_input(
     try:
         if is_dir:
             parsed = load_checksums(source, algorithm=algo, only=format, root=root)
-        elif format is None and _manifest_file(source):
+        elif format is None and source != "-" and is_manifest_file(source):
             return _whole_tree(load_manifest(source), algo, new_files)  # a piece at a time
         else:
             data = read_input(source, manifest_ok=format is None)
@@ -105,22 +110,6 @@ def _whole_tree(manifest: Manifest, algo: Algorithm | None, new_files: bool | No
     if algo not in (None, manifest.algorithm):
         raise UsageError(f"the manifest is {manifest.algorithm}, not {algo} (--algo)")
     return Input(manifest, (), new_files is not False)
-
-
-def _manifest_file(source: str) -> bool:
-    """True when ``source`` is a regular file that starts like a hashpar manifest: then
-    :func:`hashpar.load_manifest` reads it (in pieces when it is canonical, so a big one is
-    never held whole next to its decoded entries), with the same errors as decoding it."""
-    from hashpar.formats.files import looks_like_manifest
-
-    if source == "-":
-        return False
-    try:
-        with open(source, "rb") as stream:
-            regular = stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
-            return regular and looks_like_manifest(stream.read(_HEAD_BYTES), source)
-    except OSError:
-        return False  # read_input names the problem
 
 
 def _decode(data: bytes, source: str) -> Manifest:
@@ -203,8 +192,6 @@ def verify(
     return EXIT_DIFFERENT if report.differs or loaded.malformed else EXIT_OK
 
 
-_HEAD_BYTES = 1 << 20
-"""What read_input reads of its input before it decides whether it is a manifest."""
 _EARLY_POOL_BYTES = 1 << 20
 """A manifest file at least this big (about 6,000 entries) gets its workers started before
 it is loaded: the tree is surely too big to hash in-process, and workers forked from the

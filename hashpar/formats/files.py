@@ -28,6 +28,7 @@ __all__ = [
     "bag_tag_files",
     "fill_sizes",
     "is_bag",
+    "is_manifest_file",
     "load_checksums",
     "looks_like_manifest",
     "parse_input",
@@ -97,6 +98,18 @@ def looks_like_manifest(head: bytes, name: str = "") -> bool:
     """
     start = head.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r\n")[:1]
     return start in (b"{", b"[") or b"\0" in head[:_CHUNK] or name.lower().endswith(".json")
+
+
+def is_manifest_file(path: str) -> bool:
+    """True when ``path`` is a regular file whose first chunk :func:`looks_like_manifest`
+    (what :func:`read_input` would decide); False for anything else, errors included, which
+    :func:`read_input` then names."""
+    try:
+        with open(path, "rb") as stream:
+            regular = stat.S_ISREG(os.fstat(stream.fileno()).st_mode)
+            return regular and looks_like_manifest(stream.read(_CHUNK), path)
+    except OSError:
+        return False
 
 
 def is_bag(directory: str) -> bool:
