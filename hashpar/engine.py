@@ -144,14 +144,20 @@ def hash_tree(
     executor: Executor | None = None,
     on_progress: ProgressCallback = ignore_progress,
     settle: Settle | None = None,
+    alongside: Callable[[], object] | None = None,
 ) -> Snapshot:
     """Walk and hash the tree of ``scope`` with ``jobs`` workers; return what was found.
 
     ``settle`` is offered every hashed file as its result arrives; a file it returns True for
     is counted in progress but left out of the snapshot. Verify uses it to drop files that
     match the manifest at once, so a run never holds two full copies of a big tree.
+
+    ``alongside`` is called once, in this process, as soon as the first tasks are handed
+    out and before any result is taken in, so its work overlaps theirs. An exception it
+    raises ends the run (a pool the engine started is terminated) and propagates. Verify
+    checks the manifest's paths against the disk there (hashpar.api.verify_tree).
     """
-    run = _Run(scope, algorithm, jobs, tuning, on_progress, settle)
+    run = _Run(scope, algorithm, jobs, tuning, on_progress, settle, alongside)
     if executor is not None:
         run.drive(executor)
         return run.snapshot()
@@ -196,8 +202,10 @@ class _Run:
         tuning: Tuning,
         on_progress: ProgressCallback,
         settle: Settle | None,
+        alongside: Callable[[], object] | None = None,
     ) -> None:
         self.scope = scope
+        self.alongside = alongside
         self.tuning = tuning
         self.jobs = jobs
         self.window = max(1, jobs * tuning.window_per_worker)
@@ -241,6 +249,9 @@ class _Run:
                 if task is None:
                     break
                 in_flight[executor.submit(run_task, task)] = task
+            if self.alongside is not None:
+                alongside, self.alongside = self.alongside, None
+                alongside()
             if not in_flight:
                 break
             # A bounded wait: the kernel may hand SIGINT to any thread that does not block it

@@ -119,3 +119,45 @@ def test_each_task_carries_only_the_listed_paths_below_its_directories(
     for batch in recording.batches[1:]:
         below = batch.scope.listed or ()
         assert all(any(p.startswith(rel + "/") for rel, _ in batch.dirs) for p in below)
+
+
+def test_alongside_runs_once_after_the_first_tasks_are_out_before_any_result_is_taken(
+    tree: Callable[[TreeSpec], Path],
+) -> None:
+    root = tree({f"d{i}/f{j}": b"x" for i in range(3) for j in range(3)})
+    recording = Recording()
+    progress: list[object] = []
+    seen: list[tuple[int, int]] = []
+    scan_tree(
+        str(root),
+        algorithm=Algorithm.SHA256,
+        jobs=2,
+        tuning=Tuning(batch_files=2),
+        executor=recording,
+        on_progress=progress.append,
+        alongside=lambda: seen.append((len(recording.batches), len(progress))),
+    )
+    assert seen == [(1, 0)]  # one task out (the root's), none of its results taken in yet
+    assert len(recording.batches) > 1 and progress
+
+
+def test_an_exception_from_alongside_ends_the_run_and_its_workers(
+    tree: Callable[[TreeSpec], Path],
+) -> None:
+    import multiprocessing
+
+    root = tree({f"d{i}/f{j}": b"x" for i in range(4) for j in range(50)})
+
+    def refuse() -> None:
+        assert multiprocessing.active_children()  # the pool is up: this runs alongside it
+        raise RuntimeError("refused")
+
+    with pytest.raises(RuntimeError, match="refused"):
+        scan_tree(
+            str(root),
+            algorithm=Algorithm.BLAKE3,
+            jobs=2,
+            tuning=Tuning(inline_max_files=1, batch_files=8),
+            alongside=refuse,
+        )
+    assert multiprocessing.active_children() == []

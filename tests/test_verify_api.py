@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import multiprocessing
 import os
 import tempfile
 import tracemalloc
@@ -148,14 +149,18 @@ def test_a_symlinked_directory_inside_the_root_is_not_followed(tmp_path: Path) -
     )
 
 
-def test_an_entry_below_an_escaping_symlink_is_rejected_before_the_walk(tmp_path: Path) -> None:
-    root = build_tree(tmp_path / "t", {"d/x": b"x"})
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_entry_below_an_escaping_symlink_is_rejected(tmp_path: Path, jobs: int) -> None:
+    """The check runs alongside the first tasks; with workers, it stops them too."""
+    root = build_tree(tmp_path / "t", {"d/x": b"x", **{f"e/{i}": b"e" for i in range(40)}})
     manifest = make_manifest(root, jobs=1)
     (root / "d" / "x").unlink()
     (root / "d").rmdir()
     (root / "d").symlink_to(tmp_path)
+    tuning = Tuning(inline_max_files=1, batch_files=4)  # a pool even for this small tree
     with pytest.raises(ManifestError, match=r'files\["d/x"\]: resolves through the symlink "d"'):
-        verify_tree(manifest, jobs=1)
+        verify_tree(manifest, jobs=jobs, tuning=tuning)
+    assert multiprocessing.active_children() == []
 
 
 def test_a_missing_root_is_a_usage_error(tmp_path: Path) -> None:
