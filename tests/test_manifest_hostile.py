@@ -225,6 +225,32 @@ def test_an_entry_through_a_symlink_on_disk_leading_outside_is_rejected(
     assert not was_opened()
 
 
+@pytest.mark.timeout(30)
+def test_a_big_manifest_through_a_symlink_leading_outside_stops_its_early_workers(
+    tmp_path: Path, outside_fifo: Path
+) -> None:
+    """Over 1 MiB, the command starts its workers before loading: the symlink check, which
+    runs alongside the first tasks, must stop them and still print one line."""
+    root = tmp_path / "tree"
+    (root / "d").mkdir(parents=True)
+    for i in range(300):
+        (root / "d" / f"{i}").write_bytes(b"x")
+    (root / "out").symlink_to(outside_fifo.parent)
+    files = {f"gone/{i:06d}": {"digest": DIGEST} for i in range(12_000)}
+    files["out/fifo"] = {"digest": DIGEST}
+    manifest = tmp_path / "manifest.json"
+    manifest.write_bytes(encoded(document(files, root=str(root))))
+    assert manifest.stat().st_size > 1 << 20
+    with never_opened(outside_fifo) as was_opened:
+        result = run_hashpar("verify", manifest, "-j", "2", timeout=25)
+    assert (result.returncode, result.stdout) == (2, b"")
+    assert result.stderr.decode() == (
+        f'hashpar: error: {manifest}: unsafe path in manifest: files["out/fifo"]: resolves '
+        'through the symlink "out", which leads outside the root\n'
+    )
+    assert not was_opened()
+
+
 @pytest.mark.timeout(20)
 def test_a_tilde_is_a_plain_name_never_the_home_directory(
     tmp_path: Path, outside_fifo: Path
