@@ -152,10 +152,12 @@ def hash_tree(
     is counted in progress but left out of the snapshot. Verify uses it to drop files that
     match the manifest at once, so a run never holds two full copies of a big tree.
 
-    ``alongside`` is called once, in this process, as soon as the first tasks are handed
-    out and before any result is taken in, so its work overlaps theirs. An exception it
-    raises ends the run (a pool the engine started is terminated) and propagates. Verify
-    checks the manifest's paths against the disk there (hashpar.api.verify_tree).
+    ``alongside`` is called once, in this process, right after the first tasks are handed
+    to the executor and before their results are taken in, so its work overlaps theirs (the
+    in-process first task that tells whether the tree needs workers at all comes before
+    it). An exception it raises ends the run (a pool the engine started is terminated) and
+    propagates. Verify checks the manifest's paths against the disk there
+    (hashpar.api.verify_tree).
     """
     run = _Run(scope, algorithm, jobs, tuning, on_progress, settle, alongside)
     if executor is not None:
