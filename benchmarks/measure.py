@@ -14,6 +14,13 @@ What the memory numbers mean, and their limits (also stated in README.md):
   once per process, so this overstates the real footprint of a forked pool.
 * ``peak_pss`` is the same sum over PSS (``/proc/PID/smaps_rollup``), which divides each
   shared page among its sharers: the better estimate of what the tree costs the machine.
+  A page shared with a process outside the tree (a library's page cache) is only partly
+  counted, so it can understate the tree's own resident set.
+* ``peak_unique`` is the tree's resident set itself: the physical pages mapped by any of
+  its processes, each counted once (frame numbers from ``/proc/PID/pagemap``, which needs
+  root; 0 where they cannot be read). Reading them costs milliseconds per process, so it
+  is sampled only while the sum of RSS is within 10% of its peak so far, at most a fifth
+  of the sampler's time; a sample of one process is its RSS.
 * Both are samples: a spike shorter than the interval, or a process that lives less than
   one interval (one ``b3sum`` started by ``xargs`` on a tiny batch), can be missed.
 * The kernel's ``ru_maxrss`` is not used: it is the peak of one process, not of the tree, and
@@ -36,11 +43,15 @@ import subprocess
 import tempfile
 import threading
 import time
+from array import array
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 PAGE = os.sysconf("SC_PAGE_SIZE")
+_PRESENT = 1 << 63  # /proc/PID/pagemap: bit 63 page present, bits 0-54 its frame number
+_PFN_MASK = (1 << 55) - 1
+_USER_SPACE_END = 1 << 47
 TICK = os.sysconf("SC_CLK_TCK")
 NCPU = os.cpu_count() or 1
 
@@ -54,6 +65,7 @@ class RunResult:
     stderr_tail: str
     peak_rss: int = 0  # bytes, sampled sum over the tree (0 when not sampled)
     peak_pss: int = 0  # bytes, sampled sum over the tree (0 when not sampled)
+    peak_unique: int = 0  # bytes, resident pages of the tree each counted once (0: unknown)
     samples: int = 0
     foreign: float = 0.0  # share of all cores used by other processes during the run
 
@@ -102,8 +114,32 @@ def _pss(pid: int) -> int:
     return 0
 
 
+def _frames(pid: int) -> set[int] | None:
+    """The physical page frames ``pid`` has resident; None when it could not be read whole
+    (it exited meanwhile). A set holding 0 means frame numbers are hidden from this user
+    (they read as 0 without CAP_SYS_ADMIN)."""
+    frames: set[int] = set()
+    try:
+        with (
+            open(f"/proc/{pid}/maps", "rb") as maps,
+            open(f"/proc/{pid}/pagemap", "rb", buffering=0) as pagemap,
+        ):
+            for line in maps:
+                start, end = (int(x, 16) for x in line.split(None, 1)[0].split(b"-"))
+                if start >= _USER_SPACE_END:  # [vsyscall]: pagemap has nothing for it
+                    continue
+                pagemap.seek(start // PAGE * 8)
+                entries = array("Q")
+                entries.frombytes(pagemap.read((end - start) // PAGE * 8))
+                frames.update([e & _PFN_MASK for e in entries if e & _PRESENT])
+    except (OSError, ValueError):
+        return None
+    return frames
+
+
 class TreeSampler(threading.Thread):
-    """Poll the process tree under ``root`` and keep the peak sums of RSS and PSS."""
+    """Poll the process tree under ``root`` and keep the peak sums of RSS and PSS, and
+    the peak of its resident pages counted once."""
 
     def __init__(self, root: int, interval: float) -> None:
         super().__init__(daemon=True)
@@ -111,6 +147,9 @@ class TreeSampler(threading.Thread):
         self.interval = interval
         self.peak_rss = 0
         self.peak_pss = 0
+        self.peak_unique = 0
+        self._unique_known = True
+        self._next_union = 0.0
         self.samples = 0
         self._stop_event = threading.Event()
         self._ppid: dict[str, int | None] = {}
@@ -138,10 +177,36 @@ class TreeSampler(threading.Thread):
     def run(self) -> None:
         while not self._stop_event.is_set():
             tree = self._tree()
-            self.peak_rss = max(self.peak_rss, sum(_rss(p) for p in tree))
+            rss = sum(_rss(p) for p in tree)
+            self.peak_rss = max(self.peak_rss, rss)
             self.peak_pss = max(self.peak_pss, sum(_pss(p) for p in tree))
+            if len(tree) == 1:
+                self.peak_unique = max(self.peak_unique, rss)
+            elif rss >= 0.9 * self.peak_rss and time.perf_counter() >= self._next_union:
+                self._sample_union(tree)
             self.samples += 1
             self._stop_event.wait(self.interval)
+
+    def _sample_union(self, tree: list[int]) -> None:
+        if not self._unique_known:
+            return
+        start = time.perf_counter()
+        union: set[int] = set()
+        for pid in tree:
+            frames = _frames(pid)
+            if frames is None:  # it exited meanwhile: this sample is not whole
+                return
+            union |= frames
+        if 0 in union:  # frame numbers hidden (not root): not measurable here
+            self._unique_known = False
+            return
+        self.peak_unique = max(self.peak_unique, len(union) * PAGE)
+        now = time.perf_counter()
+        self._next_union = now + 4 * (now - start)  # at most a fifth of the sampler's time
+
+    def unique(self) -> int:
+        """The peak of the tree's resident pages counted once; 0 when not known."""
+        return self.peak_unique if self._unique_known else 0
 
     def stop(self) -> None:
         self._stop_event.set()
@@ -172,6 +237,7 @@ def _run(argv: Sequence[str], cwd: Path | None, interval: float | None) -> RunRe
         stderr_tail=tail,
         peak_rss=sampler.peak_rss if sampler else 0,
         peak_pss=sampler.peak_pss if sampler else 0,
+        peak_unique=sampler.unique() if sampler else 0,
         samples=sampler.samples if sampler else 0,
         foreign=max(0.0, others) / (seconds * NCPU),
     )

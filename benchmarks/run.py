@@ -141,7 +141,7 @@ def bench(
     rows = [Row(name, t.label, t.family, t.algo, t.kind, list(t.argv), files, nbytes) for t in kept]
     for row in rows:
         res = measure.sampled(row.argv)
-        row.peak_rss, row.peak_pss = res.peak_rss, res.peak_pss
+        row.peak_rss, row.peak_pss, row.peak_unique = res.peak_rss, res.peak_pss, res.peak_unique
         if res.returncode != 0:
             last = res.stderr_tail.splitlines()[-1] if res.stderr_tail else ""
             row.error = f"exit {res.returncode}: {last}"
@@ -199,6 +199,7 @@ def million(base: tuple[str, ...], args: argparse.Namespace, empty: Row | None) 
             "exit": res.returncode,
             "peak_rss": res.peak_rss,
             "peak_pss": res.peak_pss,
+            "peak_unique": res.peak_unique,
             "rss_per_entry": (res.peak_rss - base_rss) / corpus.files if base_rss else None,
             "pss_per_entry": (res.peak_pss - base_pss) / corpus.files if base_pss else None,
             "error": res.stderr_tail.splitlines()[-1] if res.returncode else "",
