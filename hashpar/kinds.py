@@ -40,8 +40,6 @@ class ProblemKind(StrEnum):
     """The file changed while it was being read; no digest is trustworthy."""
     LOOP = "symlink-loop"
     """With --follow-symlinks: a directory link that leads back into its own ancestry."""
-    ESCAPES_ROOT = "escapes-root"
-    """With --follow-symlinks: a link whose target lies outside the root."""
     UNSAFE_NAME = "unsafe-name"
     """A name that could not be stored safely (e.g. a drive form such as ``C:``)."""
     TYPE_CHANGED = "type-changed"
