@@ -50,7 +50,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     p.add_argument(
         "--hashpar",
-        help="command that runs hashpar (default: hashpar on PATH, else python -m hashpar)",
+        help="command that runs hashpar (default: the hashpar script beside this Python, else "
+        "hashpar on PATH, else python -m hashpar)",
     )
     p.add_argument(
         "--sweep", action="store_true", help="also sweep hashpar's Tuning defaults (library)"

@@ -1,7 +1,7 @@
 """Typer's conversion of option values, without pydantic, for the types hashpar's options use.
 
 typer (0.29 here) converts every value it parses through a pydantic ``TypeAdapter``, even an
-unset option's None: importing pydantic and building the adapters cost ~45 ms of every run
+unset option's None: importing pydantic and building the adapters cost ~65 ms of CPU in every run
 of every command, more than the rest of the command's start-up (docs/design.md,
 "Start-up"). The values hashpar's options take need no pydantic: a ``str`` stays itself, an
 enum goes through typer's own choice function, an ``int`` with a minimum is a decimal

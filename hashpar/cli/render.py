@@ -7,7 +7,7 @@ Human output, in this order, each group sorted by path::
     NEW path
     MOVED from -> to
     ERROR path: reason (kind)
-    hashpar: 6 entries verified: 1 ok, 1 modified, 1 missing, 1 new, 1 moved, 1 error
+    hashpar: 5 entries verified: 1 ok, 1 modified, 1 missing, 1 new, 1 moved, 1 error
 
 Every name and reason goes through :func:`hashpar.names.display_name`, so a newline, a tab
 or a terminal escape in a file name is shown as ``\\n``, ``\\t``, ``\\x1b`` and can never start a
