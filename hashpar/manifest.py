@@ -187,14 +187,12 @@ def _write_section(
         stream.write(f'  "{name}": {{}}{closing[4:]}'.encode())
         return
     stream.write(f'  "{name}": {{\n'.encode())
-    keys, paths = _key_order(entries)
-    value_of = entries.__getitem__
+    keys, values = _key_order(entries)
     for start in range(0, len(keys), _CHUNK):
-        chunk = keys[start : start + _CHUNK]
-        values = list(map(value_of, chunk if paths is keys else paths[start : start + _CHUNK]))
-        lines = _plain_lines(chunk, values) if render is _file_json else None
+        chunk, chunk_values = keys[start : start + _CHUNK], values[start : start + _CHUNK]
+        lines = _plain_lines(chunk, chunk_values) if render is _file_json else None
         if lines is None:
-            pairs = zip(chunk, values, strict=True)
+            pairs = zip(chunk, chunk_values, strict=True)
             lines = ",\n".join([f"    {_string(key)}: {render(value)}" for key, value in pairs])
         if start:
             stream.write(b",\n")
@@ -221,27 +219,29 @@ def _plain_lines(keys: list[str], values: list[Any]) -> str | None:
     )
 
 
-def _key_order(entries: Mapping[str, object]) -> tuple[list[str], list[str]]:
-    """The section's keys in sorted order, and the paths they stand for, position by position
-    (the same list when every key is its own path).
+def _key_order(entries: Mapping[str, _V]) -> tuple[list[str], list[_V]]:
+    """The section's keys in sorted order, and their values, position by position.
 
     A Snapshot iterates in path order, and keys equal paths except for names that are not
     valid UTF-8, whose keys start with NUL. So: when every path is ASCII (checked in C,
     without a Python call per path) and in order, the paths as they come; else each path's
-    key, as they come when those are in order, else sorted by key.
+    key, as they come when those are in order, else sorted by key. The values come from
+    one pass over ``values()`` in the same order, not a lookup per key.
 
-    Lists, not pairs: 8 bytes per entry, and a chunk's values are then one ``map``. Measured
-    on the 100,000 entries of a small-corpus make: 3-5 ms to draw every chunk, against 16 ms
-    for the same chunks of pairs from ``items()``; ``write_manifest`` 52 -> 41 ms.
+    Lists, not pairs: 8 bytes per entry each, and a chunk is then two slices. Measured on
+    the 100,000 entries of a small-corpus make: 3-5 ms to draw every chunk, against 16 ms
+    for the same chunks of pairs from ``items()``; ``write_manifest`` 52 -> 41 ms; values
+    from ``values()`` instead of a lookup per key (session 5): 50.4 -> 44.8 ms.
     """
     paths = list(entries)
+    values = list(entries.values())
     if _ascii_in_order(paths):
-        return paths, paths
+        return paths, values
     keys = list(map(key_for, paths))
     if all(map(le, keys, itertools.islice(keys, 1, None))):
-        return keys, paths
+        return keys, values
     order = sorted(range(len(keys)), key=keys.__getitem__)
-    return [keys[i] for i in order], [paths[i] for i in order]
+    return [keys[i] for i in order], [values[i] for i in order]
 
 
 def _ascii_in_order(paths: list[str]) -> bool:
