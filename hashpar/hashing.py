@@ -8,8 +8,9 @@ and with any executor that pickles.
 
 Safety rules, applied to every file, whoever asked for it:
 
-* directories below the root are opened one component at a time with ``O_NOFOLLOW``, so a
-  directory swapped for a symlink during the run cannot lead outside the root;
+* directories below the root are opened one component at a time with ``O_NOFOLLOW`` (from
+  the nearest directory the task still holds open: usually the parent), so a directory
+  swapped for a symlink during the run cannot lead outside the root;
 * a file is opened with ``O_NOFOLLOW | O_NONBLOCK`` (a FIFO swapped in cannot block us) and
   ``fstat`` of the open descriptor must say "regular file" before a byte is read;
 * the file's size, mtime and ctime are compared before and after reading, and the byte count
@@ -45,6 +46,9 @@ __all__ = [
 
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
+_KEPT = 16
+"""Directory descriptors a task keeps open along its current path (_DirOpener): a tree
+deeper than this reopens its upper directories from the root, as every directory once did."""
 _WATCHDOG_INTERVAL = 0.25
 _ORPHANED_EXIT = 3
 _BLAKE3_THREADED_BUFFER = 4 << 20
@@ -159,16 +163,77 @@ def _open_dir(root: str, rel_dir: str, follow: bool) -> int:
     """Open ``root/rel_dir`` without following a symlink below the root (unless ``follow``)."""
     if follow or not rel_dir:
         return os.open(os.path.join(root, rel_dir), _DIR_FLAGS)
-    fd = os.open(root, _DIR_FLAGS)
+    return _open_below(os.open(root, _DIR_FLAGS), rel_dir, owned=True)
+
+
+def _open_below(fd: int, rel: str, *, owned: bool) -> int:
+    """Open ``rel`` below the directory ``fd`` one component at a time, never following a
+    symlink; ``fd`` is closed on the way when ``owned``, and left open otherwise."""
     try:
-        for part in rel_dir.split("/"):
+        for part in rel.split("/"):
             child = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
-            os.close(fd)
-            fd = child
+            if owned:
+                os.close(fd)
+            fd, owned = child, True
     except BaseException:
-        os.close(fd)
+        if owned:
+            os.close(fd)
         raise
     return fd
+
+
+class _DirOpener:
+    """Opens the directories of one task, each from its nearest ancestor still open.
+
+    Opening from the root repeats every component above a directory: on the benchmark's
+    real tree (8,957 directories, 7.2 components deep on average) that was 64,881 opens and
+    154 ms of a 0.89 s single-process make. A depth-first walk opens a directory's children
+    right after it, so the descriptors of the directories on the current path are kept (the
+    deepest ``_KEPT``) and a directory is then one ``openat`` from its parent. Each
+    component is still opened with ``O_NOFOLLOW`` below a descriptor that was: a symlink
+    swapped in after a directory was opened is never followed (its descriptor is the real
+    directory). What changes is how long a directory is held: one moved elsewhere while
+    its subtree is walked is walked where it now is, as before only while its own files
+    were hashed.
+    """
+
+    def __init__(self, root: str, follow: bool) -> None:
+        self.root = root
+        self.follow = follow
+        self.kept: list[tuple[str, int]] = []  # (rel_dir, fd), each below the one before
+
+    def open(self, rel_dir: str) -> int:
+        """A new descriptor of ``rel_dir``, for the caller to :meth:`keep` (or close)."""
+        if self.follow:  # links are followed: one open by path, as the kernel resolves it
+            return _open_dir(self.root, rel_dir, follow=True)
+        kept = self.kept
+        while kept and not _is_below(rel_dir, kept[-1][0]):
+            os.close(kept.pop()[1])
+        if not kept:
+            fd = os.open(self.root, _DIR_FLAGS)
+            return fd if not rel_dir else _open_below(fd, rel_dir, owned=True)
+        base, base_fd = kept[-1]
+        if base == rel_dir:  # again (a group of files left over, then its walk): hand it back
+            return kept.pop()[1]
+        return _open_below(base_fd, rel_dir[len(base) + 1 :] if base else rel_dir, owned=False)
+
+    def keep(self, rel_dir: str, fd: int) -> None:
+        """Hold ``fd`` (from :meth:`open`) for the directories below ``rel_dir`` that come next."""
+        if self.follow:
+            os.close(fd)
+            return
+        self.kept.append((rel_dir, fd))
+        if len(self.kept) > _KEPT:
+            os.close(self.kept.pop(0)[1])
+
+    def close(self) -> None:
+        while self.kept:
+            os.close(self.kept.pop()[1])
+
+
+def _is_below(rel_dir: str, ancestor: str) -> bool:
+    """True when ``rel_dir`` is ``ancestor`` or lies below it ("" is the root)."""
+    return not ancestor or rel_dir == ancestor or rel_dir.startswith(ancestor + "/")
 
 
 def _problem_for(exc: OSError) -> tuple[str, str]:
@@ -190,22 +255,26 @@ def run_task(task: Task) -> TaskResult:
     ``listing.subdirs`` (directories not walked), for the parent to hand out again.
     """
     work = _Work(task)
-    groups = deque(task.groups)
-    while groups and not work.spent():
-        rel_dir, names = groups.popleft()
-        try:
-            dir_fd = _open_dir(task.scope.root, rel_dir, task.scope.follow_symlinks)
-        except OSError as exc:
-            kind, message = _problem_for(exc)
-            prefix = f"{rel_dir}/" if rel_dir else ""
-            work.problems.extend((prefix + name, kind, message) for name in names)
-            continue
-        try:
-            work.hash_names(dir_fd, rel_dir, names)
-        finally:
-            os.close(dir_fd)
-    work.leftover.extend(groups)
-    work.walk()
+    opener = _DirOpener(task.scope.root, task.scope.follow_symlinks)
+    try:
+        groups = deque(task.groups)
+        while groups and not work.spent():
+            rel_dir, names = groups.popleft()
+            try:
+                dir_fd = opener.open(rel_dir)
+            except OSError as exc:
+                kind, message = _problem_for(exc)
+                prefix = f"{rel_dir}/" if rel_dir else ""
+                work.problems.extend((prefix + name, kind, message) for name in names)
+                continue
+            try:
+                work.hash_names(dir_fd, rel_dir, names)
+            finally:
+                opener.keep(rel_dir, dir_fd)
+        work.leftover.extend(groups)
+        work.walk(opener)
+    finally:
+        opener.close()
     return work.result()
 
 
@@ -239,7 +308,7 @@ class _Work:
             self.leftover,
         )
 
-    def walk(self) -> None:
+    def walk(self, opener: _DirOpener) -> None:
         """Walk the task's directories depth first, hashing each one's files as it is
         listed, until the budget is spent; the directories left go back in the listing."""
         scope = self.task.scope
@@ -249,7 +318,7 @@ class _Work:
         while stack and not self.spent():
             rel_dir, ancestry = stack.pop()
             try:
-                dir_fd = _open_dir(scope.root, rel_dir, scope.follow_symlinks)
+                dir_fd = opener.open(rel_dir)
             except OSError as exc:
                 self.listing.errors.append((rel_dir or ".", *_listing_problem(exc)))
                 continue
@@ -267,7 +336,7 @@ class _Work:
                 self.found += len(names)
                 self.hash_names(dir_fd, rel_dir, names)
             finally:
-                os.close(dir_fd)
+                opener.keep(rel_dir, dir_fd)
         subdirs.extend(reversed(stack))
 
     def hash_names(self, dir_fd: int, rel_dir: str, names: list[str]) -> None:

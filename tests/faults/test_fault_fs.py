@@ -258,3 +258,63 @@ def test_batch_does_not_leak_descriptors(tmp_path: Path) -> None:
     result = run_task(_batch(tmp_path, groups))
     assert len(os.listdir("/proc/self/fd")) == before
     assert len(result.paths) == 200
+
+
+def _walk(root: Path) -> Task:
+    return new_task(Scope(root=str(root)), "blake3")._replace(dirs=[("", ())])
+
+
+def _chain(root: Path, depth: int) -> list[str]:
+    """``depth`` nested directories under ``root``, a file in each; their file paths."""
+    paths, rel = [], ""
+    for level in range(depth):
+        rel = f"{rel}/d{level}" if rel else f"d{level}"
+        (root / rel).mkdir()
+        (root / rel / "f").write_bytes(b"%d" % level)
+        paths.append(f"{rel}/f")
+    return paths
+
+
+def test_a_walk_opens_each_directory_once_from_its_parent(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not once per component above it: 31 directories 30 deep take 31 opens, not 496."""
+    paths = _chain(tmp_path, 30)
+    opened: list[str] = []
+    real_open = os.open
+
+    def counting_open(path: str, flags: int, *args: object, **kwargs: object) -> int:
+        if flags & os.O_DIRECTORY:
+            opened.append(str(path))
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", counting_open)
+    result = run_task(_walk(tmp_path))
+    monkeypatch.undo()
+    assert sorted(result.paths) == sorted(paths)
+    assert len(opened) == 31
+
+
+def test_a_tree_deeper_than_the_descriptors_kept_is_walked_whole_without_leaks(
+    tmp_path: Path,
+) -> None:
+    paths = _chain(tmp_path, 60)
+    (tmp_path / "d0" / "side").mkdir()  # reached after the deep chain: reopened from the root
+    (tmp_path / "d0" / "side" / "f").write_bytes(b"side")
+    before = len(os.listdir("/proc/self/fd"))
+    result = run_task(_walk(tmp_path))
+    assert len(os.listdir("/proc/self/fd")) == before
+    assert sorted(result.paths) == sorted([*paths, "d0/side/f"])
+    assert result.problems == [] and result.listing.errors == []
+
+
+def test_a_directory_opened_from_a_kept_parent_is_still_never_a_symlink(tmp_path: Path) -> None:
+    """The second group's directory is opened from the first's descriptor, with O_NOFOLLOW."""
+    (tmp_path / "real").mkdir()
+    (tmp_path / "real" / "f").write_bytes(b"f")
+    os.symlink(".", tmp_path / "real" / "dirlink")
+    result = run_task(_batch(tmp_path, [("real", ["f"]), ("real/dirlink", ["f"])]))
+    assert result.paths == ["real/f"]
+    assert _problems(result) == {
+        "real/dirlink/f": ("changed", "a directory on its path was replaced during the run"),
+    }

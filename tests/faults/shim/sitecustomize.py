@@ -9,7 +9,7 @@ every worker (fork, forkserver or spawn) import it at start-up. It does nothing 
   has the base name in an ``ACTION:NAME`` item, ACTION happens inside the process that
   reads it: ``segv`` (a real NULL dereference), ``exit`` (``os._exit(3)``), ``sigkill``
   (the process kills itself), ``raise`` (an ordinary exception);
-* ``hashpar.hashing._open_dir``: ``batchraise:DIR`` raises an ordinary exception when a
+* ``hashpar.hashing._DirOpener.open``: ``batchraise:DIR`` raises an ordinary exception when a
   worker opens directory DIR, outside the per-file error handling (a bug in the worker
   code, as opposed to a failure reading one file);
 * ``hashpar.hashing.list_directory`` (the walk, in whichever process lists a directory):
@@ -125,14 +125,14 @@ def _install() -> None:
 
     hashpar.hashing.os = _Os()  # type: ignore[assignment]
 
-    real_open_dir = hashpar.hashing._open_dir
+    real_open_dir = hashpar.hashing._DirOpener.open
 
-    def open_dir(root, rel_dir, follow):  # type: ignore[no-untyped-def]
+    def open_dir(self, rel_dir):  # type: ignore[no-untyped-def]
         if ("batchraise", rel_dir) in [tuple(f) for f in faults]:
             raise RuntimeError(f"injected failure opening {rel_dir}")
-        return real_open_dir(root, rel_dir, follow)
+        return real_open_dir(self, rel_dir)
 
-    hashpar.hashing._open_dir = open_dir
+    hashpar.hashing._DirOpener.open = open_dir  # type: ignore[method-assign]
     hashpar.hashing.list_directory = list_directory
     hashpar.engine._Run.probe = probe
     hashpar.engine._Run._next = next_task
