@@ -159,42 +159,20 @@ def hash_fd(fd: int, hasher: _Hasher, buffer: bytearray) -> int:
         total += n
 
 
-def _open_dir(root: str, rel_dir: str, follow: bool) -> int:
-    """Open ``root/rel_dir`` without following a symlink below the root (unless ``follow``)."""
-    if follow or not rel_dir:
-        return os.open(os.path.join(root, rel_dir), _DIR_FLAGS)
-    return _open_below(os.open(root, _DIR_FLAGS), rel_dir, owned=True)
-
-
-def _open_below(fd: int, rel: str, *, owned: bool) -> int:
-    """Open ``rel`` below the directory ``fd`` one component at a time, never following a
-    symlink; ``fd`` is closed on the way when ``owned``, and left open otherwise."""
-    try:
-        for part in rel.split("/"):
-            child = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
-            if owned:
-                os.close(fd)
-            fd, owned = child, True
-    except BaseException:
-        if owned:
-            os.close(fd)
-        raise
-    return fd
-
-
 class _DirOpener:
     """Opens the directories of one task, each from its nearest ancestor still open.
 
     Opening from the root repeats every component above a directory: on the benchmark's
     real tree (8,957 directories, 7.2 components deep on average) that was 64,881 opens and
     154 ms of a 0.89 s single-process make. A depth-first walk opens a directory's children
-    right after it, so the descriptors of the directories on the current path are kept (the
-    deepest ``_KEPT``) and a directory is then one ``openat`` from its parent. Each
-    component is still opened with ``O_NOFOLLOW`` below a descriptor that was: a symlink
-    swapped in after a directory was opened is never followed (its descriptor is the real
-    directory). What changes is how long a directory is held: one moved elsewhere while
-    its subtree is walked is walked where it now is, as before only while its own files
-    were hashed.
+    right after it, and a task's directories share their upper ones, so the descriptors of
+    the directories on the current path are kept (the deepest ``_KEPT``, the ones opened on
+    the way down included) and a directory is opened from its nearest kept ancestor: most
+    often one ``openat`` from its parent. Each component is still opened with
+    ``O_NOFOLLOW`` below a descriptor that was: a symlink swapped in after a directory was
+    opened is never followed (its descriptor is the real directory). What changes is how
+    long a directory is held: one moved elsewhere while its subtree is walked is walked
+    where it now is, as before only while its own files were hashed.
     """
 
     def __init__(self, root: str, follow: bool) -> None:
@@ -205,17 +183,21 @@ class _DirOpener:
     def open(self, rel_dir: str) -> int:
         """A new descriptor of ``rel_dir``, for the caller to :meth:`keep` (or close)."""
         if self.follow:  # links are followed: one open by path, as the kernel resolves it
-            return _open_dir(self.root, rel_dir, follow=True)
+            return os.open(os.path.join(self.root, rel_dir), _DIR_FLAGS)
         kept = self.kept
         while kept and not _is_below(rel_dir, kept[-1][0]):
             os.close(kept.pop()[1])
         if not kept:
-            fd = os.open(self.root, _DIR_FLAGS)
-            return fd if not rel_dir else _open_below(fd, rel_dir, owned=True)
-        base, base_fd = kept[-1]
-        if base == rel_dir:  # again (a group of files left over, then its walk): hand it back
+            self.keep("", os.open(self.root, _DIR_FLAGS))
+        base, fd = kept[-1]
+        if base == rel_dir:  # the root, or a directory again (its leftover files, then its walk)
             return kept.pop()[1]
-        return _open_below(base_fd, rel_dir[len(base) + 1 :] if base else rel_dir, owned=False)
+        parts = (rel_dir[len(base) + 1 :] if base else rel_dir).split("/")
+        for part in parts[:-1]:  # the directories on the way down are kept for the next ones
+            fd = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+            base = f"{base}/{part}" if base else part
+            self.keep(base, fd)
+        return os.open(parts[-1], _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
 
     def keep(self, rel_dir: str, fd: int) -> None:
         """Hold ``fd`` (from :meth:`open`) for the directories below ``rel_dir`` that come next."""
