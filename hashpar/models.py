@@ -6,7 +6,7 @@ as produced by ``os.fsdecode`` (see :mod:`hashpar.names` for how they are writte
 
 from __future__ import annotations
 
-from collections.abc import ItemsView, Iterator, Mapping
+from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 from dataclasses import dataclass, field
 from typing import TypeVar
 
@@ -91,6 +91,10 @@ class KeyOrdered(Mapping[str, _V]):
         """(key, value) pairs in key order, iterated without a Python call per item."""
         return _OrderedItems(self)
 
+    def values(self) -> ValuesView[_V]:
+        """Values in key order, iterated without a Python call per item."""
+        return _OrderedValues(self)
+
     def __repr__(self) -> str:
         return f"KeyOrdered({dict(self.items())!r})"
 
@@ -101,6 +105,13 @@ class _OrderedItems(ItemsView[str, _V]):
     def __iter__(self) -> Iterator[tuple[str, _V]]:
         order = self._mapping._order
         return zip(order, map(self._mapping._data.__getitem__, order), strict=True)
+
+
+class _OrderedValues(ValuesView[_V]):
+    _mapping: KeyOrdered[_V]
+
+    def __iter__(self) -> Iterator[_V]:
+        return map(self._mapping._data.__getitem__, self._mapping._order)
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,8 @@ def test_key_ordered_is_the_same_mapping_in_sorted_order(data: dict[str, int]) -
     view = KeyOrdered(dict(data))
     assert list(view) == sorted(data)
     assert list(view.items()) == sorted(data.items())
+    assert list(view.values()) == [value for _, value in sorted(data.items())]
+    assert len(view.values()) == len(data)
     assert view == data and len(view) == len(data)
     assert all(key in view and view[key] == value for key, value in data.items())
     assert "\0absent" not in view or "\0absent" in data
