@@ -10,7 +10,8 @@ Safety rules, applied to every file, whoever asked for it:
 
 * directories below the root are opened one component at a time with ``O_NOFOLLOW`` (from
   the nearest directory the task still holds open: usually the parent), so a directory
-  swapped for a symlink during the run cannot lead outside the root;
+  swapped for a symlink during the run cannot lead outside the root (one *moved* out while
+  its subtree is walked is walked where it now is: :class:`_DirOpener`);
 * a file is opened with ``O_NOFOLLOW | O_NONBLOCK`` (a FIFO swapped in cannot block us) and
   ``fstat`` of the open descriptor must say "regular file" before a byte is read;
 * the file's size, mtime and ctime are compared before and after reading, and the byte count
@@ -22,6 +23,7 @@ from __future__ import annotations
 import errno
 import hashlib
 import os
+import resource
 import signal
 import stat
 import threading
@@ -178,12 +180,36 @@ class _DirOpener:
     def __init__(self, root: str, follow: bool) -> None:
         self.root = root
         self.follow = follow
+        self.limit = 0 if follow else _kept_limit()
         self.kept: list[tuple[str, int]] = []  # (rel_dir, fd), each below the one before
 
     def open(self, rel_dir: str) -> int:
-        """A new descriptor of ``rel_dir``, for the caller to :meth:`keep` (or close)."""
+        """A new descriptor of ``rel_dir``, for the caller to :meth:`keep` (or close).
+
+        Out of descriptors all the same, it gives back every one it keeps and opens
+        ``rel_dir`` from the root, holding two at a time as every directory once was.
+        """
         if self.follow:  # links are followed: one open by path, as the kernel resolves it
             return os.open(os.path.join(self.root, rel_dir), _DIR_FLAGS)
+        if self.limit:
+            try:
+                return self._open_kept(rel_dir)
+            except OSError as exc:
+                if exc.errno not in (errno.EMFILE, errno.ENFILE) or not self.kept:
+                    raise
+            self.close()
+        fd = os.open(self.root, _DIR_FLAGS)
+        try:
+            for part in rel_dir.split("/") if rel_dir else ():
+                child = os.open(part, _DIR_FLAGS | os.O_NOFOLLOW, dir_fd=fd)
+                os.close(fd)
+                fd = child
+        except BaseException:
+            os.close(fd)
+            raise
+        return fd
+
+    def _open_kept(self, rel_dir: str) -> int:
         kept = self.kept
         while kept and not _is_below(rel_dir, kept[-1][0]):
             os.close(kept.pop()[1])
@@ -201,16 +227,26 @@ class _DirOpener:
 
     def keep(self, rel_dir: str, fd: int) -> None:
         """Hold ``fd`` (from :meth:`open`) for the directories below ``rel_dir`` that come next."""
-        if self.follow:
+        if not self.limit:
             os.close(fd)
             return
         self.kept.append((rel_dir, fd))
-        if len(self.kept) > _KEPT:
+        if len(self.kept) > self.limit:  # the shallowest goes: never the one just added
             os.close(self.kept.pop(0)[1])
 
     def close(self) -> None:
         while self.kept:
             os.close(self.kept.pop()[1])
+
+
+def _kept_limit() -> int:
+    """How many directories a task may keep open: ``_KEPT``, or a sixteenth of a lower
+    descriptor limit (``ulimit -n 64``: 4; 15 or less: none, every directory is opened from
+    the root), so the rest of the table stays free for the files, listings and pipes."""
+    soft, _hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft == resource.RLIM_INFINITY:
+        return _KEPT
+    return min(_KEPT, soft // 16)
 
 
 def _is_below(rel_dir: str, ancestor: str) -> bool:

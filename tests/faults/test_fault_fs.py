@@ -15,6 +15,7 @@ import json
 import os
 import resource
 import subprocess
+import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -318,3 +319,63 @@ def test_a_directory_opened_from_a_kept_parent_is_still_never_a_symlink(tmp_path
     assert _problems(result) == {
         "real/dirlink/f": ("changed", "a directory on its path was replaced during the run"),
     }
+
+
+_LOW_LIMIT_WALK = """
+import os, resource, sys
+from hashpar.engine import new_task
+from hashpar.hashing import run_task
+from hashpar.scan import Scope
+task = new_task(Scope(root=sys.argv[1]), "blake3")._replace(dirs=[("", ())])
+free = 6  # the old opener needed 3 at a time; keeping a path of 16 needs 18
+limit = len(os.listdir("/proc/self/fd")) + free
+resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
+result = run_task(task)
+print(len(result.paths), len(result.problems), len(result.listing.errors))
+"""
+
+
+def test_a_deep_walk_under_a_low_descriptor_limit_gives_kept_directories_back(
+    tmp_path: Path,
+) -> None:
+    """Out of descriptors, the opener closes what it keeps and opens from the root."""
+    paths = _chain(tmp_path, 60)
+    result = subprocess.run(
+        [sys.executable, "-c", _LOW_LIMIT_WALK, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=True,
+    )
+    assert result.stdout.split() == [str(len(paths)), "0", "0"], result.stderr
+
+
+def test_out_of_descriptors_the_opener_gives_back_what_it_keeps(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """EMFILE on an open from a kept directory: every kept one is closed, and the directory
+    is opened from the root instead."""
+    import errno
+
+    from hashpar.hashing import _DirOpener
+
+    _chain(tmp_path, 3)
+    opener = _DirOpener(str(tmp_path), follow=False)
+    opener.keep("d0", opener.open("d0"))
+    assert [rel for rel, _ in opener.kept] == ["", "d0"]
+    real_open = os.open
+    failed: list[object] = []
+
+    def crowded_open(path: str, flags: int, *args: object, **kwargs: object) -> int:
+        if kwargs.get("dir_fd") is not None and not failed:
+            failed.append(path)
+            raise OSError(errno.EMFILE, "Too many open files")
+        return real_open(path, flags, *args, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(os, "open", crowded_open)
+    fd = opener.open("d0/d1/d2")
+    monkeypatch.undo()
+    assert failed == ["d1"] and opener.kept == []
+    assert os.path.samefile(f"/proc/self/fd/{fd}", tmp_path / "d0" / "d1" / "d2")
+    os.close(fd)
+    opener.close()
