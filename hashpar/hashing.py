@@ -49,8 +49,9 @@ __all__ = [
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
 _KEPT = 16
-"""Directory descriptors a task keeps open along its current path (_DirOpener): a tree
-deeper than this reopens its upper directories from the root, as every directory once did."""
+"""Directory descriptors a task keeps open along its current path (_DirOpener; fewer under a
+low descriptor limit, _kept_limit): a tree deeper than this reopens its upper directories
+from the root, as every directory once did."""
 _WATCHDOG_INTERVAL = 0.25
 _ORPHANED_EXIT = 3
 _BLAKE3_THREADED_BUFFER = 4 << 20
