@@ -295,14 +295,16 @@ class _Run:
         return all(task.solo for task in itertools.chain(self.queue, self.in_flight.values()))
 
     def _absorb(self, result: TaskResult) -> None:
-        files = zip(result.paths, itertools.starmap(FileEntry, result.entries), strict=True)
+        paths = result.path_list()
+        columns = zip(result.sizes, result.hex_digests(), result.mtimes, strict=True)
+        files = zip(paths, itertools.starmap(FileEntry, columns), strict=True)
         if self.settle is None:
             self.files.update(files)
         else:
             kept = [(path, entry) for path, entry in files if not self.settle(path, entry)]
-            self.settled += len(result.paths) - len(kept)
+            self.settled += len(paths) - len(kept)
             self.files.update(kept)
-        self.bytes_done += sum(map(itemgetter(0), result.entries))
+        self.bytes_done += sum(result.sizes)
         listing = result.listing
         self.symlinks.update(listing.symlinks)
         self.skipped.update((path, SpecialKind(kind)) for path, kind in listing.skipped)
@@ -312,7 +314,7 @@ class _Run:
         # Biggest first, so the longest tasks start earliest (LPT scheduling).
         for rel_dir, name, _size in sorted(result.deferred, key=itemgetter(2)):
             self.queue.appendleft(self.template._replace(groups=[(rel_dir, [name])], solo=True))
-        handled = len(result.paths) + len(result.problems) + len(result.deferred)
+        handled = len(paths) + len(result.problems) + len(result.deferred)
         self._queue_leftover(result.leftover, handled)
         self._queue_dirs(listing.subdirs)
         self._report()

@@ -2,16 +2,21 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from pathlib import Path
 from typing import Any
 
+import blake3
 import pytest
 
 from conftest import TreeSpec
 from hashpar import Algorithm, Tuning, make_manifest, scan_tree
-from hashpar.hashing import Task
+from hashpar.engine import new_task
+from hashpar.hashing import DIGEST_BYTES, Task, run_task
+from hashpar.scan import Scope
 
 
 class Recording(Executor):
@@ -161,3 +166,38 @@ def test_an_exception_from_alongside_ends_the_run_and_its_workers(
             alongside=refuse,
         )
     assert multiprocessing.active_children() == []
+
+
+@pytest.mark.parametrize("algorithm", ["sha256", "blake3"])
+def test_a_tasks_result_columns_line_up_file_by_file(tmp_path: Path, algorithm: str) -> None:
+    """A worker sends its files as columns (paths joined by NUL, raw digests, sizes,
+    mtimes); each row must still be one file's path, digest, size and mtime."""
+    contents = {
+        b"empty": b"",
+        b"line\nbreak": b"a newline in the name",
+        b"not-utf8-\xff": b"a name that is not UTF-8",
+        b"space name.txt": b"x" * 5000,
+        b"bigger": bytes(range(256)) * 300,  # over the 4 KiB buffer below: read in pieces
+    }
+    root = tmp_path / "t"
+    root.mkdir()
+    for name, data in contents.items():
+        (root / os.fsdecode(name)).write_bytes(data)
+    task = new_task(Scope(root=str(root)), algorithm)._replace(dirs=[("", ())], buffer_size=4096)
+    result = run_task(task)
+    paths = result.path_list()
+    assert sorted(paths) == sorted(os.fsdecode(name) for name in contents)
+    assert len(result.digests) == len(paths) * DIGEST_BYTES
+    new = hashlib.sha256 if algorithm == "sha256" else blake3.blake3
+    rows = zip(paths, result.hex_digests(), result.sizes, result.mtimes, strict=True)
+    for path, digest, size, mtime_ns in rows:
+        data = contents[os.fsencode(path)]
+        assert (digest, size) == (new(data).hexdigest(), len(data))
+        assert mtime_ns == (root / path).stat().st_mtime_ns
+
+
+def test_a_task_that_hashed_nothing_has_empty_columns(tmp_path: Path) -> None:
+    (tmp_path / "only-a-dir").mkdir()
+    result = run_task(new_task(Scope(root=str(tmp_path)), "sha256")._replace(dirs=[("", ())]))
+    assert (result.path_list(), result.hex_digests()) == ([], [])
+    assert (result.digests, result.sizes, result.mtimes) == (b"", [], [])

@@ -114,4 +114,4 @@ def test_blake3_vectors_with_threads_inside_one_file(tmp_path: Path, buffer_size
             threads_min=0,
         )
         result = run_task(task)
-        assert result.paths == [name] and result.entries[0][1] == expected
+        assert result.path_list() == [name] and result.hex_digests() == [expected]

@@ -232,7 +232,7 @@ def test_batch_with_vanished_file_and_directory(tmp_path: Path) -> None:
     result = run_task(_batch(tmp_path, [("", ["gone", "kept"]), ("d", ["x", "y"])]))
     vanished = ("vanished", "vanished before it could be read")
     assert _problems(result) == {"gone": vanished, "d/x": vanished, "d/y": vanished}
-    assert result.paths == ["kept"]
+    assert result.path_list() == ["kept"]
 
 
 def test_batch_with_entries_replaced_after_the_walk(tmp_path: Path) -> None:
@@ -248,7 +248,7 @@ def test_batch_with_entries_replaced_after_the_walk(tmp_path: Path) -> None:
         "fifo": ("changed", "no longer a regular file"),
         "dirlink/f": ("changed", "a directory on its path was replaced during the run"),
     }
-    assert result.paths == []
+    assert result.path_list() == []
 
 
 def test_batch_does_not_leak_descriptors(tmp_path: Path) -> None:
@@ -258,7 +258,7 @@ def test_batch_does_not_leak_descriptors(tmp_path: Path) -> None:
     before = len(os.listdir("/proc/self/fd"))
     result = run_task(_batch(tmp_path, groups))
     assert len(os.listdir("/proc/self/fd")) == before
-    assert len(result.paths) == 200
+    assert len(result.path_list()) == 200
 
 
 def _walk(root: Path) -> Task:
@@ -292,7 +292,7 @@ def test_a_walk_opens_each_directory_once_from_its_parent(
     monkeypatch.setattr(os, "open", counting_open)
     result = run_task(_walk(tmp_path))
     monkeypatch.undo()
-    assert sorted(result.paths) == sorted(paths)
+    assert sorted(result.path_list()) == sorted(paths)
     assert len(opened) == 31
 
 
@@ -305,7 +305,7 @@ def test_a_tree_deeper_than_the_descriptors_kept_is_walked_whole_without_leaks(
     before = len(os.listdir("/proc/self/fd"))
     result = run_task(_walk(tmp_path))
     assert len(os.listdir("/proc/self/fd")) == before
-    assert sorted(result.paths) == sorted([*paths, "d0/side/f"])
+    assert sorted(result.path_list()) == sorted([*paths, "d0/side/f"])
     assert result.problems == [] and result.listing.errors == []
 
 
@@ -315,7 +315,7 @@ def test_a_directory_opened_from_a_kept_parent_is_still_never_a_symlink(tmp_path
     (tmp_path / "real" / "f").write_bytes(b"f")
     os.symlink(".", tmp_path / "real" / "dirlink")
     result = run_task(_batch(tmp_path, [("real", ["f"]), ("real/dirlink", ["f"])]))
-    assert result.paths == ["real/f"]
+    assert result.path_list() == ["real/f"]
     assert _problems(result) == {
         "real/dirlink/f": ("changed", "a directory on its path was replaced during the run"),
     }
@@ -331,7 +331,7 @@ free = 6  # the old opener needed 3 at a time; keeping a path of 16 needs 18
 limit = len(os.listdir("/proc/self/fd")) + free
 resource.setrlimit(resource.RLIMIT_NOFILE, (limit, resource.getrlimit(resource.RLIMIT_NOFILE)[1]))
 result = run_task(task)
-print(len(result.paths), len(result.problems), len(result.listing.errors))
+print(len(result.path_list()), len(result.problems), len(result.listing.errors))
 """
 
 
