@@ -135,10 +135,10 @@ def write_manifest(manifest: Manifest, stream: _Sink) -> None:
         "version": FORMAT_VERSION,
         "generator": manifest.generator,
         "algorithm": str(manifest.algorithm),
-        "root": manifest.root,
+        "root": key_for(manifest.root),  # a root that is not UTF-8 is written as a key is
         "created": manifest.created,
         "follow_symlinks": manifest.follow_symlinks,
-        "excludes": list(manifest.excludes),
+        "excludes": [key_for(pattern) for pattern in manifest.excludes],  # the same for these
     }
     enc = msgspec.json.encode
     stream.write(
@@ -265,8 +265,7 @@ def decode_manifest(data: bytes) -> Manifest:
     _check_digests(data, doc.files)
     if doc.version != FORMAT_VERSION:
         raise ManifestError(f"unsupported manifest version {doc.version} (this hashpar reads 1)")
-    if not doc.root or "\0" in doc.root:
-        raise ManifestError("invalid manifest: 'root' must be a non-empty path without NUL")
+    root = _root(doc.root)
     symlinks = _given(doc.symlinks, {})
     skipped = _given(doc.skipped, {})
     errors = _given(doc.errors, {})
@@ -274,10 +273,10 @@ def decode_manifest(data: bytes) -> Manifest:
     files, fields = _file_entries(doc.files, plain_keys)
     manifest = Manifest(
         algorithm=doc.algorithm,
-        root=doc.root,
+        root=root,
         created=_given(doc.created, ""),
         generator=_given(doc.generator, ""),
-        excludes=tuple(_given(doc.excludes, [])),
+        excludes=tuple(map(_pattern, _given(doc.excludes, []))),
         follow_symlinks=_given(doc.follow_symlinks, False),
         snapshot=Snapshot(
             files=files,
@@ -290,6 +289,30 @@ def decode_manifest(data: bytes) -> Manifest:
     if not _surely_no_duplicate_keys(data, doc, fields, key_colons):
         _reject_duplicate_keys(data)
     return manifest
+
+
+def _root(text: str) -> str:
+    """The root a manifest names: a path, written as :func:`hashpar.names.key_for` writes a
+    key (so a root that is not UTF-8 has the NUL-marked escaped form)."""
+    try:
+        root = path_for(text)
+    except ValueError:
+        raise ManifestError(
+            f"invalid manifest: 'root' {json.dumps(text)} is not canonical"
+        ) from None
+    if not root or "\0" in root:
+        raise ManifestError("invalid manifest: 'root' must be a non-empty path without NUL")
+    return root
+
+
+def _pattern(text: str) -> str:
+    """An exclude pattern, written as the root is (:func:`_root`)."""
+    try:
+        return path_for(text)
+    except ValueError:
+        raise ManifestError(
+            f"invalid manifest: exclude pattern {json.dumps(text)} is not canonical"
+        ) from None
 
 
 def _decode(data: bytes) -> _Document:

@@ -193,3 +193,26 @@ def test_stop_children_kills_a_worker_left_running() -> None:
     child.start()
     _stop_children()
     assert not child.is_alive() and child.exitcode is not None
+
+
+@pytest.mark.parametrize("one_file", [False, True])
+def test_a_root_and_an_exclude_that_are_not_utf8_are_written_and_read_back(
+    tmp_path: Path, one_file: bool
+) -> None:
+    """Such a root (and pattern) is written as a key is, NUL-marked with escapes: make used to
+    end with a traceback, after all the hashing, when it wrote the manifest's header."""
+    root = tmp_path / os.fsdecode(b"caf\xe9")
+    root.mkdir()
+    (root / "kept").write_bytes(b"kept")
+    (root / os.fsdecode(b"skip\xff")).write_bytes(b"left out")
+    target = root / "kept" if one_file else root
+    out = tmp_path / "m.json"
+    made = run_hashpar("make", target, "--exclude", os.fsdecode(b"skip\xff"), "-o", out)
+    assert (made.returncode, made.stderr) == (0, b"")
+    doc = json.loads(out.read_bytes())
+    assert doc["root"] == "\0" + os.fspath(target).replace(os.fsdecode(b"\xe9"), "\\xe9")
+    assert doc["excludes"] == ["\0skip\\xff"]
+    assert list(doc["files"]) == ["kept"]
+    checked = run_hashpar("verify", out)
+    assert (checked.returncode, checked.stderr) == (0, b"")
+    assert b"1 entry verified: 1 ok" in checked.stdout

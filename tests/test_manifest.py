@@ -52,10 +52,16 @@ def manifests(draw: st.DrawFn) -> Manifest:
         sections[draw(st.integers(0, 3))][name] = None
     return Manifest(
         algorithm=draw(st.sampled_from(Algorithm)),
-        root=draw(st.text(min_size=1).filter(lambda r: "\0" not in r)),
+        root=draw(  # os.fsdecode of bytes: a root that is not UTF-8 (surrogate escapes)
+            (st.text(min_size=1) | st.binary(min_size=1).map(os.fsdecode)).filter(
+                lambda r: "\0" not in r
+            )
+        ),
         created="2026-11-26T00:00:00Z",
         generator="hashpar test",
-        excludes=tuple(draw(st.lists(st.sampled_from(["*.tmp", "cache/", "!keep"])))),
+        excludes=tuple(
+            draw(st.lists(st.sampled_from(["*.tmp", "cache/", "!keep", os.fsdecode(b"caf\xe9*")])))
+        ),
         follow_symlinks=draw(st.booleans()),
         snapshot=Snapshot(
             files={n: draw(entries) for n in sorted(sections[0])},

@@ -104,6 +104,8 @@ CASES: list[tuple[str, bytes, str]] = [
     ("root-empty", encoded(document(root="")), "'root' must be a non-empty path"),
     ("root-nul", encoded(document(root="a\0b")), "'root' must be a non-empty path without NUL"),
     ("root-number", encoded(document(root=7)), "got `int` - at `$.root`"),
+    ("root-marked-but-utf8", encoded(document(root="\0abc")), "'root' \"\\u0000abc\" is not"),
+    ("exclude-marked-but-utf8", encoded(document(excludes=["\0*.tmp"])), "is not canonical"),
     (
         "duplicate-path",
         patched(b'"files": {', b'"files": {"a": {"digest": "' + DIGEST.encode() + b'"}, '),
