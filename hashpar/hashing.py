@@ -29,11 +29,12 @@ import stat
 import threading
 import time
 from collections import deque
+from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
 import blake3
 
-from hashpar.kinds import Algorithm, ProblemKind
+from hashpar.kinds import INT64_MAX, Algorithm, ProblemKind
 from hashpar.scan import Ancestry, Listing, Scope, list_directory
 
 __all__ = [
@@ -108,8 +109,8 @@ class TaskResult(NamedTuple):
     """Their raw digests, ``DIGEST_BYTES`` each, in the order of ``paths``."""
     sizes: list[int]
     """Their sizes: the bytes actually hashed."""
-    mtimes: list[int]
-    """Their st_mtime_ns."""
+    mtimes: Sequence[int | None]
+    """Their st_mtime_ns; None for one a manifest cannot record (kinds.INT64_MAX)."""
     problems: list[tuple[str, str, str]]
     """(path, ProblemKind value, message)."""
     listing: Listing
@@ -340,11 +341,18 @@ class _Work:
         return self.bytes_left <= 0 or self.files_left <= 0
 
     def result(self) -> TaskResult:
+        mtimes: Sequence[int | None] = self.mtimes
+        if self.mtimes and not -INT64_MAX <= min(self.mtimes) <= max(self.mtimes) <= INT64_MAX:
+            # A file dated before 1677 or after 2262 (touch -d 2400-01-01 works on ext4):
+            # its mtime is recorded as unknown, as an imported entry's is, so the manifest
+            # stays one that hashpar and other JSON readers can read back. Verify never
+            # compares mtimes. One min and max per task in C, so the common case costs nothing.
+            mtimes = [m if -INT64_MAX <= m <= INT64_MAX else None for m in self.mtimes]
         return TaskResult(
             "\0".join(self.paths),
             bytes(self.digests),
             self.sizes,
-            self.mtimes,
+            mtimes,
             self.problems,
             self.listing,
             self.found,

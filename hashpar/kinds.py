@@ -2,14 +2,20 @@
 
 Plain enums with no dependency, kept apart from :mod:`hashpar.models` so that a worker
 process (which imports :mod:`hashpar.hashing`) and the CLI's option parsing load nothing
-else. :mod:`hashpar.models` re-exports all three.
+else. :mod:`hashpar.models` re-exports all three. Also the one bound the manifest format
+puts on its integers, which workers apply too.
 """
 
 from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["Algorithm", "ProblemKind", "SpecialKind"]
+__all__ = ["INT64_MAX", "Algorithm", "ProblemKind", "SpecialKind"]
+
+INT64_MAX = 2**63 - 1
+"""The largest size, and the largest mtime_ns either side of zero, that a manifest records:
+a signed 64-bit integer, which JSON readers in other languages keep exactly. An mtime
+beyond it (before 1677-09-21 or after 2262-04-11) is recorded as unknown."""
 
 
 class Algorithm(StrEnum):

@@ -28,6 +28,7 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from hashpar.errors import ManifestError
+from hashpar.kinds import INT64_MAX
 from hashpar.models import (
     Algorithm,
     FileEntry,
@@ -48,7 +49,7 @@ __all__ = [
 ]
 
 FORMAT_VERSION = 1
-_MAX_INT = 2**63 - 1
+_MAX_INT = INT64_MAX
 _CHUNK = 4096  # entries encoded per write, so memory stays flat for huge manifests
 _NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\]')  # exactly what msgspec escapes in a string
 _DRIVE_KEY = re.compile(r"\0[A-Za-z]:")  # a drive form at the start of a NUL-separated key

@@ -41,7 +41,8 @@ class FileEntry(msgspec.Struct, frozen=True, gc=False):
     """Bytes; None only in a manifest imported from a sums file without its tree."""
     digest: str
     mtime_ns: int | None
-    """None when unknown (imported manifests)."""
+    """None when unknown: imported manifests, and a file dated outside what a manifest can
+    record (before 1677 or after 2262, :data:`hashpar.kinds.INT64_MAX`)."""
 
     def matches(self, seen: FileEntry) -> bool:
         """True when ``seen``, found on disk now, has the content this entry records: the

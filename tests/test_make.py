@@ -27,7 +27,10 @@ from hashpar import (
     Tuning,
     UsageError,
     encode_manifest,
+    load_manifest,
     make_manifest,
+    verify_tree,
+    write_manifest,
 )
 from hashpar.names import unsafe_reason
 
@@ -295,3 +298,33 @@ def test_any_executor_can_run_the_engine(tree: Callable[[TreeSpec], Path]) -> No
         threaded = make_manifest(root, jobs=2, executor=executor, tuning=Tuning(batch_files=16))
     assert threaded.snapshot == make_manifest(root, jobs=1).snapshot
     assert len(threaded.files) == 300
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_mtime_a_manifest_cannot_hold_is_recorded_as_unknown(tmp_path: Path, jobs: int) -> None:
+    """A file dated after 2262 has an st_mtime_ns above 2**63 - 1, which the manifest format
+    refuses: make used to write it, and verify then refused make's own manifest (exit 2).
+    (Before 1677 is the same rule; ext4 keeps nothing before 1901 to test it with.)"""
+    root = tmp_path / "t"
+    root.mkdir()
+    (root / "future").write_bytes(b"from the future")
+    (root / "now").write_bytes(b"now")
+    future = 13_569_465_600 * 10**9  # 2400-01-01
+    try:
+        os.utime(root / "future", ns=(future, future))
+    except (OSError, OverflowError) as exc:
+        pytest.skip(f"this file system cannot store such a time: {exc}")
+    if (root / "future").stat().st_mtime_ns != future:
+        pytest.skip("this file system clamps such a time")
+    manifest = make_manifest(root, algorithm="sha256", jobs=jobs)
+    assert [manifest.files[n].mtime_ns for n in ("future", "now")] == [
+        None,
+        (root / "now").stat().st_mtime_ns,
+    ]
+    assert manifest.files["future"].digest == hashlib.sha256(b"from the future").hexdigest()
+    path = tmp_path / "m.json"
+    with open(path, "wb") as f:
+        write_manifest(manifest, f)
+    assert load_manifest(path) == manifest
+    report = verify_tree(load_manifest(path))
+    assert (report.ok, report.differs) == (2, False)
