@@ -216,3 +216,59 @@ def test_a_root_and_an_exclude_that_are_not_utf8_are_written_and_read_back(
     checked = run_hashpar("verify", out)
     assert (checked.returncode, checked.stderr) == (0, b"")
     assert b"1 entry verified: 1 ok" in checked.stdout
+
+
+def test_o_through_a_symlink_replaces_the_file_it_leads_to(tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "a").write_bytes(b"a")
+    real = tmp_path / "real.json"
+    real.write_bytes(b"old")
+    real.chmod(0o640)
+    link = tmp_path / "link.json"
+    link.symlink_to("real.json")
+    made = run_hashpar("make", tmp_path / "t", "-o", link)
+    assert (made.returncode, made.stderr) == (0, b"")
+    assert link.is_symlink() and os.readlink(link) == "real.json"
+    assert list(json.loads(real.read_bytes())["files"]) == ["a"]
+    assert real.stat().st_mode & 0o7777 == 0o640  # kept, not mkstemp's 0600
+
+
+def test_o_to_a_new_file_gets_the_umask_mode(tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    old = os.umask(0o027)
+    try:
+        made = run_hashpar("make", tmp_path / "t", "-o", tmp_path / "new.json")
+    finally:
+        os.umask(old)
+    assert made.returncode == 0
+    assert (tmp_path / "new.json").stat().st_mode & 0o7777 == 0o640
+
+
+def test_o_to_a_fifo_writes_through_it_and_leaves_it_a_fifo(tmp_path: Path) -> None:
+    """`-o /dev/stdout`, `-o /dev/null` and a FIFO are written through, never replaced by a
+    file (which, run as root, once turned /dev/null into a regular file)."""
+    import stat
+    import threading
+
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "a").write_bytes(b"a")
+    fifo = tmp_path / "out"
+    os.mkfifo(fifo)
+    received: list[bytes] = []
+    reader = threading.Thread(target=lambda: received.append(fifo.read_bytes()), daemon=True)
+    reader.start()
+    made = run_hashpar("make", tmp_path / "t", "-o", fifo)
+    reader.join(timeout=30)
+    assert (made.returncode, made.stderr) == (0, b"")
+    assert stat.S_ISFIFO(fifo.lstat().st_mode)
+    assert list(json.loads(received[0])["files"]) == ["a"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "t"]  # no temp file left
+
+
+def test_o_naming_a_directory_is_refused_before_any_hashing(tmp_path: Path) -> None:
+    (tmp_path / "t").mkdir()
+    made = run_hashpar("make", tmp_path / "t", "-o", tmp_path / "t")
+    assert made.returncode == 2
+    assert (
+        made.stderr == f"hashpar: error: cannot write {tmp_path / 't'}: Is a directory\n".encode()
+    )

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import stat
 import sys
 from types import TracebackType
 from typing import BinaryIO
@@ -27,25 +28,44 @@ class Output:
     For a file: a temporary file in the same directory is written, flushed, fsynced, renamed
     over the target and the directory fsynced, so the target is either the old file or the
     complete new one, never a truncated mix. For stdout: bytes are written through.
+
+    What ``-o`` names decides how (docs/reliability.md): a symlink is followed, and the file
+    it leads to is the one replaced (the link stays); a file that exists keeps its
+    permission bits, and a new one gets those of ``open(..., "w")`` (0666 less the umask);
+    a device, FIFO or anything else that is not a regular file or a directory (``-o
+    /dev/null``, ``-o /dev/stdout``) is written through like stdout, never replaced by a
+    file; a directory is refused at once.
     """
 
     def __init__(self, target: str | None) -> None:
         self.target = target
+        self.path: str | None = None  # the file replaced: the target, or where its link leads
         self.temp_path: str | None = None
         self.stream: BinaryIO
         if target is None:
             _check_stdout()
             self.stream = sys.stdout.buffer
             return
-        import tempfile  # only for a file target: 2 ms of start-up otherwise
-
-        directory = os.path.dirname(os.path.abspath(target))
+        path = os.path.realpath(target) if os.path.islink(target) else target
         try:
-            fd, self.temp_path = tempfile.mkstemp(
-                dir=directory, prefix=f".{os.path.basename(target)}.", suffix=".tmp"
-            )
+            st: os.stat_result | None = os.stat(path)
+        except FileNotFoundError:
+            st = None
         except OSError as exc:
             raise OutputError(f"cannot write {target}: {exc.strerror}") from None
+        if st is not None and stat.S_ISDIR(st.st_mode):
+            raise OutputError(f"cannot write {target}: Is a directory")
+        if st is not None and not stat.S_ISREG(st.st_mode):
+            try:  # a device or FIFO: written through, as stdout is
+                self.stream = open(path, "wb")  # noqa: SIM115 (closed by commit or discard)
+            except OSError as exc:
+                raise OutputError(f"cannot write {target}: {exc.strerror}") from None
+            return
+        self.path = path
+        fd, self.temp_path = _create_temp(path, target)
+        if st is not None:
+            with contextlib.suppress(OSError):  # the old file's mode, not mkstemp's 0600
+                os.fchmod(fd, stat.S_IMODE(st.st_mode))
         self.stream = os.fdopen(fd, "wb")
 
     def write(self, data: bytes) -> int:
@@ -62,12 +82,15 @@ class Output:
         try:
             self.stream.flush()
             if self.temp_path is None:
+                if self.target is not None:  # a device or FIFO, written through
+                    self.stream.close()
                 return
             os.fsync(self.stream.fileno())
             self.stream.close()
-            os.replace(self.temp_path, self.target or "")
+            path = self.path or ""
+            os.replace(self.temp_path, path)
             self.temp_path = None
-            _fsync_directory(os.path.dirname(os.path.abspath(self.target or "")))
+            _fsync_directory(os.path.dirname(os.path.abspath(path)))
         except BrokenPipeError:
             raise PipeClosed from None
         except OSError as exc:
@@ -75,6 +98,9 @@ class Output:
 
     def discard(self) -> None:
         """Drop an uncommitted file result; the target stays as it was."""
+        if self.target is not None and self.temp_path is None and not self.stream.closed:
+            with contextlib.suppress(OSError):  # a device or FIFO written through
+                self.stream.close()
         if self.temp_path is not None:
             self.stream.close()
             with contextlib.suppress(OSError):
@@ -96,7 +122,7 @@ class Output:
     @property
     def paths(self) -> list[str]:
         """Files this output may create (the target and its temp file), to leave out of a walk."""
-        return [p for p in (self.target, self.temp_path) if p is not None]
+        return [p for p in (self.target, self.path, self.temp_path) if p is not None]
 
 
 def open_output(target: str | None) -> Output:
@@ -112,6 +138,24 @@ def _check_stdout() -> None:
         os.fstat(sys.stdout.fileno())
     except (OSError, ValueError):
         raise OutputError("standard output is closed") from None
+
+
+def _create_temp(path: str, target: str) -> tuple[int, str]:
+    """A new file beside ``path`` with mode 0666 less the umask (mkstemp would make it
+    0600): ``.NAME.XXXXXXXX.tmp``, created exclusively."""
+    import secrets  # only for a file target
+
+    directory, name = os.path.split(os.path.abspath(path))
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+    for _ in range(100):
+        temp = os.path.join(directory, f".{name}.{secrets.token_hex(4)}.tmp")
+        try:
+            return os.open(temp, flags, 0o666), temp
+        except FileExistsError:
+            continue
+        except OSError as exc:
+            raise OutputError(f"cannot write {target}: {exc.strerror}") from None
+    raise OutputError(f"cannot write {target}: no free temporary name")
 
 
 def _fsync_directory(directory: str) -> None:
