@@ -272,3 +272,62 @@ def test_o_naming_a_directory_is_refused_before_any_hashing(tmp_path: Path) -> N
     assert (
         made.stderr == f"hashpar: error: cannot write {tmp_path / 't'}: Is a directory\n".encode()
     )
+
+
+def test_an_error_naming_a_path_is_one_line_whatever_the_path_holds(tmp_path: Path) -> None:
+    for name, shown in [
+        ("x\ny", b"x\\ny"),
+        ("a\x1b[31mred", b"a\\x1b[31mred"),
+        (os.fsdecode(b"caf\xe9"), b"caf\\xe9"),
+    ]:
+        run = run_hashpar("make", tmp_path / name)
+        assert run.returncode == 2
+        assert run.stderr == b"hashpar: error: " + os.fsencode(tmp_path) + b"/" + shown + (
+            b": No such file or directory\n"
+        )
+
+
+@pytest.mark.skipif(not Path("/dev/full").exists(), reason="needs /dev/full")
+def test_help_to_a_full_stdout_is_one_line_and_exit_2() -> None:
+    with open("/dev/full", "wb") as full:
+        run = subprocess.run(
+            [sys.executable, "-m", "hashpar", "make", "--help"],
+            stdout=full,
+            stderr=subprocess.PIPE,
+            check=False,
+        )
+    assert (run.returncode, run.stderr) == (
+        2,
+        b"hashpar: error: cannot write standard output: No space left on device\n",
+    )
+
+
+def test_a_usage_error_with_stderr_closed_still_exits_2(tmp_path: Path) -> None:
+    run = subprocess.run(
+        [sys.executable, "-m", "hashpar", "make", os.fspath(tmp_path / "missing")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        close_fds=True,
+        pass_fds=(),
+        preexec_fn=lambda: os.close(2),
+        check=False,
+    )
+    assert (run.returncode, run.stdout) == (2, b"")
+
+
+def test_with_stderr_closed_diagnostics_never_reach_the_manifest_on_stdout(tmp_path: Path) -> None:
+    """print(file=sys.stderr) writes to stdout when stderr is closed: the line naming an
+    entry that could not be hashed once landed inside the manifest written there."""
+    (tmp_path / "t").mkdir()
+    (tmp_path / "t" / "ok").write_bytes(b"ok")
+    (tmp_path / "t" / "C:x").write_bytes(b"a name make refuses to store")  # an error entry
+    run = subprocess.run(
+        [sys.executable, "-m", "hashpar", "make", os.fspath(tmp_path / "t")],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.DEVNULL,
+        preexec_fn=lambda: os.close(2),
+        check=False,
+    )
+    assert run.returncode == 1
+    doc = json.loads(run.stdout)
+    assert (list(doc["files"]), list(doc["errors"])) == (["ok"], ["C:x"])

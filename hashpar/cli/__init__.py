@@ -141,6 +141,10 @@ def run(argv: list[str]) -> int:
     except MemoryError:
         _error("out of memory", debug)
         code = EXIT_UNUSABLE
+    except OSError as exc:  # click writing help or a message to a full or broken stdout
+        where = exc.filename if exc.filename is not None else "standard output"
+        _error(f"cannot write {where}: {exc.strerror or exc}", debug)
+        code = EXIT_UNUSABLE
     if code == EXIT_PIPE_CLOSED:
         # Nobody reads stdout any more: point it at /dev/null so the final flush is quiet.
         devnull = os.open(os.devnull, os.O_WRONLY)
@@ -156,8 +160,29 @@ def version_line() -> str:
 
 
 def _error(message: str, debug: bool) -> None:
-    if debug:
-        import traceback  # 2 ms at start-up otherwise, for '--debug' only
+    """One line on stderr, whatever the message holds: a newline, a terminal escape or a
+    byte that is not UTF-8 in a path given on the command line is written escaped. If
+    stderr is closed or full the line is lost, but the exit code still says what happened."""
+    if sys.stderr is None:  # started with 2>&-: print(file=None) would write to stdout
+        return
+    with contextlib.suppress(OSError):
+        if debug:
+            import traceback  # 2 ms at start-up otherwise, for '--debug' only
 
-        traceback.print_exc()
-    print(f"hashpar: error: {message}", file=sys.stderr)
+            traceback.print_exc()
+        print(f"hashpar: error: {_one_line(message)}", file=sys.stderr)
+
+
+def _one_line(text: str) -> str:
+    if text.isprintable():
+        return text
+    return "".join(char if char.isprintable() else _escaped(char) for char in text)
+
+
+def _escaped(char: str) -> str:
+    code = ord(char)
+    if char in "\n\r\t":
+        return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}[char]
+    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, via surrogateescape
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

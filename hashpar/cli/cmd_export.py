@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import os
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hashpar.cli.app import DebugOption, app
 from hashpar.cli.convert import ConvertingCommand
+from hashpar.cli.output import diagnostic
 from hashpar.errors import UsageError
 from hashpar.formats.records import ChecksumFormat
 
@@ -82,15 +82,13 @@ def _report_left_out(manifest: Manifest) -> int:
 
     snapshot = manifest.snapshot
     for path, problem in snapshot.errors.items():
-        print(
+        diagnostic(
             f"hashpar: {display_name(path)}: not exported: the manifest has no digest "
             f"({problem.kind}: {problem.message})",
-            file=sys.stderr,
         )
     if snapshot.symlinks or snapshot.skipped:
-        print(
+        diagnostic(
             f"hashpar: note: {len(snapshot.symlinks)} symlink(s) and {len(snapshot.skipped)} "
             "special file(s) in the manifest are not regular files and are not exported",
-            file=sys.stderr,
         )
     return 1 if snapshot.errors else 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -10,6 +9,7 @@ import typer
 from hashpar import __version__
 from hashpar.cli.app import DebugOption, app
 from hashpar.cli.convert import ConvertingCommand
+from hashpar.cli.output import diagnostic
 from hashpar.errors import ManifestError
 from hashpar.formats.records import ChecksumFormat
 from hashpar.kinds import Algorithm
@@ -95,10 +95,9 @@ def import_sums(
         out.commit()
     missing = len(manifest.files) - filled
     if missing:
-        print(
+        diagnostic(
             f"hashpar: note: {missing} of {len(manifest.files)} file(s) are not under "
             f"{manifest.root}: their sizes are left out",
-            file=sys.stderr,
         )
     return 0
 
@@ -107,4 +106,4 @@ def report_malformed(source: str, malformed: tuple[MalformedLine, ...]) -> None:
     """One stderr line per malformed line: ``hashpar: FILE:LINE: reason``."""
     name = "standard input" if source == "-" else source
     for line in malformed:
-        print(f"hashpar: {name}:{line.line}: {line.message}", file=sys.stderr)
+        diagnostic(f"hashpar: {name}:{line.line}: {line.message}")

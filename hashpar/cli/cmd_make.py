@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from typing import TYPE_CHECKING, Annotated
 
 import typer
 
 from hashpar.cli.app import DebugOption, JobsOption, QuietOption, app
 from hashpar.cli.convert import ConvertingCommand
+from hashpar.cli.output import diagnostic
 from hashpar.kinds import Algorithm
 
 if TYPE_CHECKING:
@@ -76,4 +76,4 @@ def report_problems(snapshot: Snapshot) -> None:
     from hashpar.names import display_name
 
     for path, problem in snapshot.errors.items():
-        print(f"hashpar: {display_name(path)}: {problem.message} ({problem.kind})", file=sys.stderr)
+        diagnostic(f"hashpar: {display_name(path)}: {problem.message} ({problem.kind})")

@@ -15,7 +15,7 @@ from typing import BinaryIO
 
 from hashpar.errors import OutputError
 
-__all__ = ["Output", "PipeClosed", "open_output"]
+__all__ = ["Output", "PipeClosed", "diagnostic", "open_output"]
 
 
 class PipeClosed(Exception):
@@ -164,3 +164,16 @@ def _fsync_directory(directory: str) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def diagnostic(line: str) -> None:
+    """Write one line to stderr, for the user; never to stdout, which may carry the result.
+
+    With stderr closed (``2>&-``) ``print(file=sys.stderr)`` would write to stdout, into a
+    manifest being written there; with stderr full the line is lost. Either way the exit
+    code still says what happened.
+    """
+    if sys.stderr is None:
+        return
+    with contextlib.suppress(OSError):
+        print(line, file=sys.stderr)

@@ -19,7 +19,7 @@ __all__ = ["progress_display"]
 @contextmanager
 def progress_display(enabled: bool, label: str) -> Iterator[ProgressCallback]:
     """Yield a progress callback: a live display if enabled and stderr is a TTY, else a no-op."""
-    if not (enabled and sys.stderr.isatty()):
+    if not (enabled and sys.stderr is not None and sys.stderr.isatty()):
         yield ignore_progress
         return
     from rich.console import Console  # imported here: start-up stays fast without a terminal
