@@ -283,7 +283,7 @@ def decode_manifest(data: bytes) -> Manifest:
             files=files,
             symlinks={_path("symlinks", k): _target(k, v.target) for k, v in symlinks.items()},
             skipped={_path("skipped", k): v.kind for k, v in skipped.items()},
-            errors={_error_path(k): Problem(v.kind, v.message) for k, v in errors.items()},
+            errors={_error_path(k, v.kind): Problem(v.kind, v.message) for k, v in errors.items()},
         ),
     )
     _check_sections_disjoint(manifest.snapshot)
@@ -561,9 +561,33 @@ def _path(section: str, key: str) -> str:
     return path
 
 
-def _error_path(key: str) -> str:
-    """An errors key: a path, or "." for a root that could not be listed (as make writes)."""
-    return key if key == "." else _path("errors", key)
+def _error_path(key: str, kind: ProblemKind) -> str:
+    """An errors key: a path, or "." for a root that could not be listed (as make writes).
+
+    Under kind ``unsafe-name`` a key may break the rules kept for Windows readers: that is
+    where make lists the names it will not store as entries (``C:x``, ``..\\x``, ``\\x``),
+    each one harmless component on Linux, so that a tree holding one still gives a manifest
+    hashpar reads back. It must still be relative, '/'-separated, with no NUL and no empty,
+    '.' or '..' segment; nothing is ever opened at an errors path.
+    """
+    if key == ".":
+        return key
+    if kind != ProblemKind.UNSAFE_NAME:
+        return _path("errors", key)
+    try:
+        path = path_for(key)
+    except ValueError as exc:
+        raise ManifestError(f"invalid manifest: errors[{json.dumps(key)}]: {exc}") from None
+    if not path or "\0" in path or path.startswith("/"):
+        raise ManifestError(
+            f"unsafe path in manifest: errors[{json.dumps(key)}]: absolute, empty or with NUL"
+        )
+    if any(segment in ("", ".", "..") for segment in path.split("/")):
+        raise ManifestError(
+            f"unsafe path in manifest: errors[{json.dumps(key)}]: "
+            "not canonical ('', '.' or '..' segment)"
+        )
+    return path
 
 
 def _target(key: str, target: str) -> str:

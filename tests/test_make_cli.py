@@ -331,3 +331,26 @@ def test_with_stderr_closed_diagnostics_never_reach_the_manifest_on_stdout(tmp_p
     assert run.returncode == 1
     doc = json.loads(run.stdout)
     assert (list(doc["files"]), list(doc["errors"])) == (["ok"], ["C:x"])
+
+
+def test_a_tree_holding_names_make_will_not_store_still_gives_a_manifest_hashpar_reads(
+    tmp_path: Path,
+) -> None:
+    """`C:x`, `..\\x` and a directory `C:d` are legal Linux names that a Windows reader
+    would misread: make lists them under errors (kind unsafe-name), and verify, diff and
+    export used to refuse that manifest outright (exit 2)."""
+    tree = tmp_path / "t"
+    (tree / "C:d").mkdir(parents=True)
+    (tree / "ok").write_bytes(b"ok")
+    (tree / "C:x").write_bytes(b"x")
+    (tree / "..\\x").write_bytes(b"x")
+    (tree / "C:d" / "in").write_bytes(b"x")
+    out = tmp_path / "m.json"
+    assert run_hashpar("make", tree, "-o", out).returncode == 1
+    assert sorted(json.loads(out.read_bytes())["errors"]) == ["..\\x", "C:d", "C:x"]
+    checked = run_hashpar("verify", out)
+    assert checked.returncode == 1  # the three are errors again, not a refused manifest
+    assert checked.stdout.endswith(
+        b"1 entry verified: 1 ok, 0 modified, 0 missing, 0 new, 0 moved, 3 errors\n"
+    )
+    assert run_hashpar("diff", out, out).returncode == 1

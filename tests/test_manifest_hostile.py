@@ -107,6 +107,16 @@ CASES: list[tuple[str, bytes, str]] = [
     ("root-marked-but-utf8", encoded(document(root="\0abc")), "'root' \"\\u0000abc\" is not"),
     ("exclude-marked-but-utf8", encoded(document(excludes=["\0*.tmp"])), "is not canonical"),
     (
+        "unsafe-name-error-climbing",
+        encoded(document(errors={"a/../x": {"kind": "unsafe-name", "message": "m"}})),
+        'errors["a/../x"]: not canonical',
+    ),
+    (
+        "drive-form-error-of-another-kind",
+        encoded(document(errors={"C:x": {"kind": "unreadable", "message": "m"}})),
+        'errors["C:x"]: drive-letter form',
+    ),
+    (
         "duplicate-path",
         patched(b'"files": {', b'"files": {"a": {"digest": "' + DIGEST.encode() + b'"}, '),
         'duplicate key "a"',
