@@ -316,3 +316,21 @@ def test_import_of_a_directory_that_is_not_a_bag(tmp_path: Path) -> None:
         b"",
         f"hashpar: error: {tmp_path}: a directory without bagit.txt is not a bag\n",
     )
+
+
+def test_import_refuses_a_file_listed_below_another_and_writes_nothing(tmp_path: Path) -> None:
+    """No tree holds both "a" and "a/b" as files; verify refused such an import's output."""
+    sums = tmp_path / "SHA256SUMS"
+    sums.write_text(f"{HELLO}  a/b\n{HELLO}  a\n")
+    out = tmp_path / "m.json"
+    out.write_bytes(b"old")
+    run = run_hashpar("import", sums, "-o", out)
+    assert run.returncode == 2
+    assert (
+        run.stderr
+        == (
+            f'hashpar: error: {sums}: unsafe path in manifest: files["a/b"]: lies below the file '
+            '"a": nothing imported\n'
+        ).encode()
+    )
+    assert out.read_bytes() == b"old"

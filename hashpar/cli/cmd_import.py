@@ -88,6 +88,12 @@ def import_sums(
             raise ManifestError(
                 f"{sums_file}: {len(parsed.malformed)} malformed line(s): nothing imported"
             )
+        from hashpar.guard import reject_entries_below_leaves
+
+        try:  # "a" and "a/b" both listed: no tree holds both, and verify would refuse it
+            reject_entries_below_leaves(parsed.manifest.snapshot)
+        except ManifestError as exc:
+            raise ManifestError(f"{sums_file}: {exc}: nothing imported") from None
         manifest, filled = fill_sizes(parsed.manifest)
         created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         manifest = replace(manifest, created=created, generator=f"hashpar {__version__}")
