@@ -39,6 +39,7 @@ from hashpar.models import (
     SpecialKind,
 )
 from hashpar.names import SAFE_PLAIN_PATH, key_for, path_for, unsafe_reason
+from hashpar.scan import compile_patterns
 
 __all__ = [
     "FORMAT_VERSION",
@@ -277,7 +278,7 @@ def decode_manifest(data: bytes) -> Manifest:
         root=root,
         created=_given(doc.created, ""),
         generator=_given(doc.generator, ""),
-        excludes=tuple(map(_pattern, _given(doc.excludes, []))),
+        excludes=_patterns(_given(doc.excludes, [])),
         follow_symlinks=_given(doc.follow_symlinks, False),
         snapshot=Snapshot(
             files=files,
@@ -304,6 +305,18 @@ def _root(text: str) -> str:
     if not root or "\0" in root:
         raise ManifestError("invalid manifest: 'root' must be a non-empty path without NUL")
     return root
+
+
+def _patterns(texts: list[str]) -> tuple[str, ...]:
+    """The excludes: each decoded as :func:`_pattern`, and all of them valid gitignore
+    patterns (verify walks with them; a bad one is the manifest's fault, named here, not a
+    usage error about an --exclude the user never gave)."""
+    patterns = tuple(map(_pattern, texts))
+    try:
+        compile_patterns(patterns)  # pathspec is imported only when there are patterns
+    except (ValueError, TypeError) as exc:
+        raise ManifestError(f"invalid manifest: excludes: {exc}") from None
+    return patterns
 
 
 def _pattern(text: str) -> str:

@@ -91,9 +91,13 @@ def compile_patterns(patterns: tuple[str, ...]) -> Excluder | None:
     TypeError for a bad pattern."""
     if not patterns:
         return None
+    import warnings
+
     import pathspec  # 28 ms to import: only paid when there are patterns
 
-    spec = pathspec.GitIgnoreSpec.from_lines(patterns)
+    with warnings.catch_warnings():  # re's "Possible nested set" for a '[[' in a pattern
+        warnings.simplefilter("ignore", FutureWarning)
+        spec = pathspec.GitIgnoreSpec.from_lines(patterns)
 
     def is_excluded(path: str, is_dir: bool) -> bool:
         return bool(spec.match_file(path + "/" if is_dir else path))

@@ -27,6 +27,7 @@ from hashpar.manifest import (
     _surely_no_duplicate_keys,
 )
 from hashpar.names import SAFE_PLAIN_PATH, path_for, unsafe_reason
+from hashpar.scan import compile_patterns
 
 TRICKY = 'ab{}[]:,"\\ \n\té/'
 segment = st.text(TRICKY, min_size=1, max_size=6)
@@ -36,7 +37,17 @@ safe_keys = (
     .filter(lambda key: unsafe_reason(key) is None)
 )
 texts = st.text(TRICKY + "\0\x1f", max_size=8)
-patterns = texts.filter(lambda t: not t.startswith("\0"))  # that one is an escaped form
+
+
+def _valid_pattern(text: str) -> bool:
+    try:
+        compile_patterns((text,))
+    except (ValueError, TypeError):
+        return False
+    return not text.startswith("\0")  # that one is an escaped form
+
+
+patterns = texts.filter(_valid_pattern)  # the reader refuses a bad gitignore pattern
 digests = st.binary(min_size=32, max_size=32).map(bytes.hex)
 
 

@@ -106,6 +106,8 @@ CASES: list[tuple[str, bytes, str]] = [
     ("root-number", encoded(document(root=7)), "got `int` - at `$.root`"),
     ("root-marked-but-utf8", encoded(document(root="\0abc")), "'root' \"\\u0000abc\" is not"),
     ("exclude-marked-but-utf8", encoded(document(excludes=["\0*.tmp"])), "is not canonical"),
+    ("exclude-not-gitignore", encoded(document(excludes=["\\"])), "invalid manifest: excludes: "),
+    ("exclude-bare-bang", encoded(document(excludes=["!"])), "invalid manifest: excludes: "),
     (
         "unsafe-name-error-climbing",
         encoded(document(errors={"a/../x": {"kind": "unsafe-name", "message": "m"}})),
