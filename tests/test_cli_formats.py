@@ -334,3 +334,14 @@ def test_import_refuses_a_file_listed_below_another_and_writes_nothing(tmp_path:
         ).encode()
     )
     assert out.read_bytes() == b"old"
+
+
+def test_import_from_standard_input_names_it_so_in_its_last_line(tmp_path: Path) -> None:
+    expect(
+        run_hashpar("import", "-", "--algo", "sha256", stdin=f"{HELLO}  a\nzz  b\n".encode()),
+        2,
+        b"",
+        "hashpar: standard input:2: not a checksum line: expected '<hex digest>  <path>' or "
+        "'ALGO (path) = hex'\n"
+        "hashpar: error: standard input: 1 malformed line(s): nothing imported\n",
+    )

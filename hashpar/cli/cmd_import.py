@@ -77,6 +77,7 @@ def import_sums(
     from hashpar.formats import load_checksums as load
     from hashpar.manifest import write_manifest
 
+    name = "standard input" if sums_file == "-" else sums_file  # as report_malformed says
     with open_output(output) as out:
         try:
             parsed = load(sums_file, algorithm=algo, only=format, root=root)
@@ -86,14 +87,14 @@ def import_sums(
         if parsed.malformed:
             report_malformed(sums_file, parsed.malformed)
             raise ManifestError(
-                f"{sums_file}: {len(parsed.malformed)} malformed line(s): nothing imported"
+                f"{name}: {len(parsed.malformed)} malformed line(s): nothing imported"
             )
         from hashpar.guard import reject_entries_below_leaves
 
         try:  # "a" and "a/b" both listed: no tree holds both, and verify would refuse it
             reject_entries_below_leaves(parsed.manifest.snapshot)
         except ManifestError as exc:
-            raise ManifestError(f"{sums_file}: {exc}: nothing imported") from None
+            raise ManifestError(f"{name}: {exc}: nothing imported") from None
         manifest, filled = fill_sizes(parsed.manifest)
         created = datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         manifest = replace(manifest, created=created, generator=f"hashpar {__version__}")
