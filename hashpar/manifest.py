@@ -296,22 +296,17 @@ def decode_manifest(data: bytes) -> Manifest:
 def _root(text: str) -> str:
     """The root a manifest names: a path, written as :func:`hashpar.names.key_for` writes a
     key (so a root that is not UTF-8 has the NUL-marked escaped form)."""
-    try:
-        root = path_for(text)
-    except ValueError:
-        raise ManifestError(
-            f"invalid manifest: 'root' {json.dumps(text)} is not canonical"
-        ) from None
+    root = _unescaped("'root'", text)
     if not root or "\0" in root:
         raise ManifestError("invalid manifest: 'root' must be a non-empty path without NUL")
     return root
 
 
 def _patterns(texts: list[str]) -> tuple[str, ...]:
-    """The excludes: each decoded as :func:`_pattern`, and all of them valid gitignore
-    patterns (verify walks with them; a bad one is the manifest's fault, named here, not a
-    usage error about an --exclude the user never gave)."""
-    patterns = tuple(map(_pattern, texts))
+    """The excludes, each written as the root is, and all of them valid gitignore patterns
+    (verify walks with them; a bad one is the manifest's fault, named here, not a usage
+    error about an --exclude the user never gave)."""
+    patterns = tuple(_unescaped("exclude pattern", text) for text in texts)
     try:
         compile_patterns(patterns)  # pathspec is imported only when there are patterns
     except (ValueError, TypeError) as exc:
@@ -319,13 +314,13 @@ def _patterns(texts: list[str]) -> tuple[str, ...]:
     return patterns
 
 
-def _pattern(text: str) -> str:
-    """An exclude pattern, written as the root is (:func:`_root`)."""
+def _unescaped(what: str, text: str) -> str:
+    """``text`` decoded as :func:`hashpar.names.path_for` decodes a key."""
     try:
         return path_for(text)
     except ValueError:
         raise ManifestError(
-            f"invalid manifest: exclude pattern {json.dumps(text)} is not canonical"
+            f"invalid manifest: {what} {json.dumps(text)} is not canonical"
         ) from None
 
 
@@ -562,13 +557,14 @@ def _locate(data: bytes | memoryview) -> str | None:
     return None
 
 
-def _path(section: str, key: str) -> str:
-    """The path a key stands for, or ManifestError if it is unsafe or not canonical."""
+def _path(section: str, key: str, *, windows: bool = True) -> str:
+    """The path a key stands for, or ManifestError if it is unsafe or not canonical
+    (``windows``: see :func:`hashpar.names.unsafe_reason`)."""
     try:
         path = path_for(key)
     except ValueError as exc:
         raise ManifestError(f"invalid manifest: {section}[{json.dumps(key)}]: {exc}") from None
-    reason = unsafe_reason(path)
+    reason = unsafe_reason(path, windows=windows)
     if reason is not None:
         raise ManifestError(f"unsafe path in manifest: {section}[{json.dumps(key)}]: {reason}")
     return path
@@ -580,27 +576,12 @@ def _error_path(key: str, kind: ProblemKind) -> str:
     Under kind ``unsafe-name`` a key may break the rules kept for Windows readers: that is
     where make lists the names it will not store as entries (``C:x``, ``..\\x``, ``\\x``),
     each one harmless component on Linux, so that a tree holding one still gives a manifest
-    hashpar reads back. It must still be relative, '/'-separated, with no NUL and no empty,
-    '.' or '..' segment; nothing is ever opened at an errors path.
+    hashpar reads back. The other rules still hold, and nothing is ever opened at an errors
+    path.
     """
     if key == ".":
         return key
-    if kind != ProblemKind.UNSAFE_NAME:
-        return _path("errors", key)
-    try:
-        path = path_for(key)
-    except ValueError as exc:
-        raise ManifestError(f"invalid manifest: errors[{json.dumps(key)}]: {exc}") from None
-    if not path or "\0" in path or path.startswith("/"):
-        raise ManifestError(
-            f"unsafe path in manifest: errors[{json.dumps(key)}]: absolute, empty or with NUL"
-        )
-    if any(segment in ("", ".", "..") for segment in path.split("/")):
-        raise ManifestError(
-            f"unsafe path in manifest: errors[{json.dumps(key)}]: "
-            "not canonical ('', '.' or '..' segment)"
-        )
-    return path
+    return _path("errors", key, windows=kind != ProblemKind.UNSAFE_NAME)
 
 
 def _target(key: str, target: str) -> str:

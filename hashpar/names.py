@@ -29,6 +29,7 @@ __all__ = [
     "SAFE_PLAIN_PATH",
     "display_name",
     "key_for",
+    "one_line",
     "path_for",
     "unsafe_reason",
 ]
@@ -74,32 +75,35 @@ def path_for(key: str) -> str:
     return path
 
 
-def unsafe_reason(path: str) -> str | None:
+def unsafe_reason(path: str, *, windows: bool = True) -> str | None:
     """Why a relative path is unsafe or not canonical, or None when it is fine.
 
     A safe path is relative, '/'-separated, with no empty, '.' or '..' segment, no NUL, no
     leading '/' or '\\', no drive form (``C:``), and no '.' or '..' segment when split on
     backslashes either (so it stays harmless if a Windows tool ever reads the manifest).
+    ``windows=False`` leaves out the rules kept only for Windows readers (a leading
+    backslash, the drive form, backslash segments): what a name make lists as
+    ``unsafe-name`` must still satisfy.
     """
     if SAFE_PLAIN_PATH.fullmatch(path):  # the common case, decided by one regex
         return None
-    return _detailed_reason(path)
+    return _detailed_reason(path, windows)
 
 
-def _detailed_reason(path: str) -> str | None:
+def _detailed_reason(path: str, windows: bool = True) -> str | None:
     """The full checks behind :func:`unsafe_reason`, each naming its reason."""
     if not path:
         return "empty path"
     if "\0" in path:
         return "contains NUL"
-    if path.startswith(("/", "\\")):
+    if path.startswith("/") or (windows and path.startswith("\\")):
         return "absolute path"
-    if _DRIVE.match(path):
+    if windows and _DRIVE.match(path):
         return "drive-letter form"
     for segment in path.split("/"):
         if segment in ("", ".", ".."):
             return "not canonical ('', '.' or '..' segment)"
-        if any(part in (".", "..") for part in segment.split("\\")):
+        if windows and any(part in (".", "..") for part in segment.split("\\")):
             return "'.' or '..' between backslashes"
     return None
 
@@ -116,15 +120,23 @@ def display_name(path: str) -> str:
     """
     if path.isprintable() and "\\" not in path:
         return path
-    out = []
-    for char in path:
-        code = ord(char)
-        if char in _NAMED_ESCAPES:
-            out.append(_NAMED_ESCAPES[char])
-        elif 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, via surrogateescape
-            out.append(f"\\x{code - 0xDC00:02x}")
-        elif not char.isprintable():
-            out.append(f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}")
-        else:
-            out.append(char)
-    return "".join(out)
+    return "".join("\\\\" if char == "\\" else _shown(char) for char in path)
+
+
+def one_line(text: str) -> str:
+    """A message made one line the way :func:`display_name` makes a path, backslashes left
+    as they are (a message may quote a key as JSON, which has its own)."""
+    if text.isprintable():
+        return text
+    return "".join(_shown(char) for char in text)
+
+
+def _shown(char: str) -> str:
+    if char.isprintable():
+        return char
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
+    code = ord(char)
+    if 0xDC80 <= code <= 0xDCFF:  # an undecodable byte, via surrogateescape
+        return f"\\x{code - 0xDC00:02x}"
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"

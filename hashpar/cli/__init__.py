@@ -170,19 +170,6 @@ def _error(message: str, debug: bool) -> None:
             import traceback  # 2 ms at start-up otherwise, for '--debug' only
 
             traceback.print_exc()
-        print(f"hashpar: error: {_one_line(message)}", file=sys.stderr)
+        from hashpar.names import one_line
 
-
-def _one_line(text: str) -> str:
-    if text.isprintable():
-        return text
-    return "".join(char if char.isprintable() else _escaped(char) for char in text)
-
-
-def _escaped(char: str) -> str:
-    code = ord(char)
-    if char in "\n\r\t":
-        return {"\n": "\\n", "\r": "\\r", "\t": "\\t"}[char]
-    if 0xDC80 <= code <= 0xDCFF:  # a byte that is not UTF-8, via surrogateescape
-        return f"\\x{code - 0xDC00:02x}"
-    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+        print(f"hashpar: error: {one_line(message)}", file=sys.stderr)

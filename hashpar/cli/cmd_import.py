@@ -77,7 +77,7 @@ def import_sums(
     from hashpar.formats import load_checksums as load
     from hashpar.manifest import write_manifest
 
-    name = "standard input" if sums_file == "-" else sums_file  # as report_malformed says
+    name = _input_name(sums_file)
     with open_output(output) as out:
         try:
             parsed = load(sums_file, algorithm=algo, only=format, root=root)
@@ -111,6 +111,10 @@ def import_sums(
 
 def report_malformed(source: str, malformed: tuple[MalformedLine, ...]) -> None:
     """One stderr line per malformed line: ``hashpar: FILE:LINE: reason``."""
-    name = "standard input" if source == "-" else source
+    name = _input_name(source)
     for line in malformed:
         diagnostic(f"hashpar: {name}:{line.line}: {line.message}")
+
+
+def _input_name(source: str) -> str:
+    return "standard input" if source == "-" else source

@@ -81,9 +81,9 @@ class Output:
         """Flush everything; for a file, fsync and atomically replace the target."""
         try:
             self.stream.flush()
+            if self._through_device:
+                self.stream.close()
             if self.temp_path is None:
-                if self.target is not None:  # a device or FIFO, written through
-                    self.stream.close()
                 return
             os.fsync(self.stream.fileno())
             self.stream.close()
@@ -98,14 +98,19 @@ class Output:
 
     def discard(self) -> None:
         """Drop an uncommitted file result; the target stays as it was."""
-        if self.target is not None and self.temp_path is None and not self.stream.closed:
-            with contextlib.suppress(OSError):  # a device or FIFO written through
+        if self._through_device:
+            with contextlib.suppress(OSError):
                 self.stream.close()
         if self.temp_path is not None:
             self.stream.close()
             with contextlib.suppress(OSError):
                 os.unlink(self.temp_path)
             self.temp_path = None
+
+    @property
+    def _through_device(self) -> bool:
+        """A device or FIFO named by ``-o``, written through rather than replaced."""
+        return self.target is not None and self.path is None
 
     @property
     def _name(self) -> str:
