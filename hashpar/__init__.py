@@ -21,7 +21,15 @@ from hashpar._lazy import lazy_attributes as _lazy_attributes
 
 TYPE_CHECKING = False  # not typing.TYPE_CHECKING: importing typing costs 2 ms (mypy knows the name)
 if TYPE_CHECKING:
-    from hashpar.api import diff_manifests, load_manifest, make_manifest, scan_tree, verify_tree
+    from hashpar.api import (
+        ManifestFile,
+        diff_manifests,
+        load_manifest,
+        make_manifest,
+        open_manifest,
+        scan_tree,
+        verify_tree,
+    )
     from hashpar.compare import Move, Report, compare
     from hashpar.engine import Tuning, default_jobs, worker_pool
     from hashpar.errors import (
@@ -42,9 +50,11 @@ del TYPE_CHECKING
 # ``import hashpar``, the command's start-up (``hashpar --version``) and a worker process that
 # only needs ``hashpar.hashing`` do not pay for the scheduler, multiprocessing, msgspec, ...
 _SOURCES = {
+    "ManifestFile": "hashpar.api",
     "diff_manifests": "hashpar.api",
     "load_manifest": "hashpar.api",
     "make_manifest": "hashpar.api",
+    "open_manifest": "hashpar.api",
     "scan_tree": "hashpar.api",
     "verify_tree": "hashpar.api",
     "Move": "hashpar.compare",
@@ -102,6 +112,7 @@ __all__ = [
     "KeyOrdered",
     "Manifest",
     "ManifestError",
+    "ManifestFile",
     "Move",
     "OutputError",
     "Problem",
@@ -123,6 +134,7 @@ __all__ = [
     "encode_manifest",
     "load_manifest",
     "make_manifest",
+    "open_manifest",
     "scan_tree",
     "verify_tree",
     "worker_pool",

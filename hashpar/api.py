@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
-import functools
 import os
 import stat
 import sys
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping, Sequence
 from concurrent.futures import Executor
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, BinaryIO, TypeVar
@@ -16,7 +15,7 @@ from hashpar import __version__
 from hashpar.engine import Settle, Tuning, default_jobs, hash_tree
 from hashpar.errors import ManifestError, UsageError
 from hashpar.events import ProgressCallback, ignore_progress
-from hashpar.manifest import decode_manifest, read_canonical
+from hashpar.manifest import CanonicalReader, decode_manifest
 from hashpar.models import Algorithm, FileEntry, Manifest, Problem, ProblemKind, Snapshot
 from hashpar.scan import Scope, compile_patterns
 
@@ -25,9 +24,11 @@ if TYPE_CHECKING:  # verify and diff import what they use: make does not pay for
 
 __all__ = [
     "MAX_MANIFEST_BYTES",
+    "ManifestFile",
     "diff_manifests",
     "load_manifest",
     "make_manifest",
+    "open_manifest",
     "scan_tree",
     "verify_tree",
 ]
@@ -92,14 +93,14 @@ def scan_tree(
     on_progress: ProgressCallback = ignore_progress,
     listed: Collection[str] | None = None,
     settle: Settle | None = None,
-    alongside: Callable[[], object] | None = None,
+    alongside: Sequence[Callable[[], object]] = (),
 ) -> Snapshot:
     """Walk and hash ``root`` (a directory or a single file) and return what was found.
 
     With ``listed``, just those relative paths are looked at (and the directories leading to
     them listed): a check of the files a sums file lists, not a search for new ones. Files
-    ``settle`` returns True for are left out of the snapshot; ``alongside`` runs while the
-    first tasks do, and an exception from it ends the run (see :func:`hash_tree`).
+    ``settle`` returns True for are left out of the snapshot; ``alongside`` steps run while
+    the first tasks do, and an exception from one ends the run (see :func:`hash_tree`).
     """
     jobs = default_jobs() if jobs is None else jobs
     if jobs < 1:
@@ -162,6 +163,117 @@ _READ_CHUNK = 1 << 20
 _ONE_READ_MAX = 1 << 30
 
 
+class ManifestFile:
+    """A manifest file opened by :func:`open_manifest`: its settings at once, its entries
+    when :meth:`read` is called.
+
+    :func:`verify_tree` takes one in place of a :class:`Manifest`: it starts walking the tree
+    with the ``header``'s settings (root, algorithm, excludes, symlink policy) and reads the
+    entries while the first tasks run. A manifest that is not in the canonical form hashpar
+    writes (or standard input) is decoded whole when opened; ``header`` is then the whole
+    manifest. Close it (or use it as a context manager) if it is never read.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        header: Manifest,
+        *,
+        rest: CanonicalReader | None = None,
+        stream: BinaryIO | None = None,
+        max_bytes: int = MAX_MANIFEST_BYTES,
+    ) -> None:
+        self.name = name
+        """How errors name the file: its path, or "standard input"."""
+        self.header = header
+        """The manifest's settings; its snapshot is empty until read, unless it was decoded
+        whole."""
+        self._rest = rest
+        self._stream = stream
+        self._max_bytes = max_bytes
+        self._unread = True
+
+    def read(self) -> Manifest:
+        """The whole manifest, validated as :func:`load_manifest` validates it (once only).
+
+        Raises ManifestError, naming the file, as :func:`load_manifest` does; also if what is
+        read no longer has the header's settings (the file changed while it was read).
+        """
+        if not self._unread:
+            raise ValueError(f"{self.name}: already read")
+        self._unread = False
+        try:
+            return self._read()
+        finally:
+            self.close()
+
+    def _read(self) -> Manifest:
+        if self._rest is None or self._stream is None:
+            return self.header
+        try:
+            manifest = self._rest.read()
+            if manifest is not None:
+                return manifest
+            self._stream.seek(0)  # not in canonical form after all: decoded whole
+            data = _read_capped(self._stream, self.name, self._max_bytes)
+        except OSError as exc:
+            raise _unreadable(self.name, exc) from None
+        manifest = _decoded(data, self.name)
+        settings = ("algorithm", "root", "excludes", "follow_symlinks")
+        if any(getattr(manifest, key) != getattr(self.header, key) for key in settings):
+            raise ManifestError(f"{self.name}: changed while it was being read")
+        return manifest
+
+    def close(self) -> None:
+        """Close the file (reading it closes it too)."""
+        if self._stream is not None:
+            self._stream.close()
+
+    def __enter__(self) -> ManifestFile:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def open_manifest(path: str, *, max_bytes: int = MAX_MANIFEST_BYTES) -> ManifestFile:
+    """Open the manifest in file ``path``, or standard input for ``"-"``, reading only what
+    its settings need when it is in canonical form (see :class:`ManifestFile`).
+
+    Raises ManifestError, naming the file, for anything unusable found so far: unreadable,
+    larger than ``max_bytes``, or not a valid manifest (see
+    :func:`hashpar.manifest.decode_manifest`). Input that does not start like a JSON object
+    is rejected after its first chunk, so ``hashpar verify /dev/zero`` fails at once instead
+    of reading forever.
+    """
+    name = "standard input" if path == "-" else path
+    stream: BinaryIO | None = None
+    try:
+        if path == "-":
+            data = _read_capped(sys.stdin.buffer, name, max_bytes)
+        else:
+            stream = open(path, "rb")  # noqa: SIM115 (kept open by the ManifestFile)
+            st = os.fstat(stream.fileno())
+            if stat.S_ISREG(st.st_mode):
+                if st.st_size > max_bytes:  # refused before a byte is read or decoded
+                    raise _too_big(name, max_bytes)
+                reader = CanonicalReader.open(stream, max_bytes)
+                if reader is not None:
+                    opened = ManifestFile(
+                        name, reader.header, rest=reader, stream=stream, max_bytes=max_bytes
+                    )
+                    stream = None
+                    return opened
+                stream.seek(0)  # not in canonical form: decoded whole, problems named
+            data = _read_capped(stream, name, max_bytes)
+    except OSError as exc:
+        raise _unreadable(name, exc) from None
+    finally:
+        if stream is not None:
+            stream.close()
+    return ManifestFile(name, _decoded(data, name))
+
+
 def load_manifest(path: str, *, max_bytes: int = MAX_MANIFEST_BYTES) -> Manifest:
     """Read and validate the manifest in file ``path``, or standard input for ``"-"``.
 
@@ -170,23 +282,15 @@ def load_manifest(path: str, *, max_bytes: int = MAX_MANIFEST_BYTES) -> Manifest
     Input that does not start like a JSON object is rejected after its first chunk, so
     ``hashpar verify /dev/zero`` fails at once instead of reading forever.
     """
-    name = "standard input" if path == "-" else path
-    try:
-        if path == "-":
-            data = _read_capped(sys.stdin.buffer, name, max_bytes)
-        else:
-            with open(path, "rb") as stream:
-                st = os.fstat(stream.fileno())
-                if stat.S_ISREG(st.st_mode):
-                    if st.st_size > max_bytes:  # refused before a byte is read or decoded
-                        raise _too_big(name, max_bytes)
-                    manifest = read_canonical(stream, max_bytes)
-                    if manifest is not None:
-                        return manifest
-                    stream.seek(0)  # not in canonical form: decoded whole, problems named
-                data = _read_capped(stream, name, max_bytes)
-    except OSError as exc:
-        raise ManifestError(f"cannot read manifest {name}: {exc.strerror or exc}") from None
+    with open_manifest(path, max_bytes=max_bytes) as opened:
+        return opened.read()
+
+
+def _unreadable(name: str, exc: OSError) -> ManifestError:
+    return ManifestError(f"cannot read manifest {name}: {exc.strerror or exc}")
+
+
+def _decoded(data: bytes, name: str) -> Manifest:
     try:
         return decode_manifest(data)
     except ManifestError as exc:
@@ -226,7 +330,7 @@ def _regular_size(stream: BinaryIO) -> int | None:
 
 
 def verify_tree(
-    manifest: Manifest,
+    manifest: Manifest | ManifestFile,
     *,
     root: str | os.PathLike[str] | None = None,
     manifest_path: str | os.PathLike[str] | None = None,
@@ -249,22 +353,30 @@ def verify_tree(
     :func:`make_manifest` does. ``manifest_path``, when it lies inside the root, is left out
     of the walk and of the comparison (a manifest cannot record its own digest).
 
+    Given a :class:`ManifestFile` (:func:`open_manifest`), the walk starts from its header
+    and the entries are read while the first task runs: with workers (``executor``, or a
+    tree too big for the in-process first task), loading a big manifest then costs little
+    wall time. Its errors (ManifestError, naming the file) stop the run as any other would.
+
     The tree is walked from the root, never opened at paths the manifest names, so no entry
-    can make hashpar read outside the root. An entry below a symlink that leads outside the
-    root is still rejected with ManifestError: that check runs while the first files are
-    hashed, and stops the run before anything is reported. Unreadable entries
-    are errors in the report, never exceptions; UsageError when the root does not exist.
+    can make hashpar read outside the root. An entry below another entry, or below a
+    symlink that leads outside the root, rejects the manifest with ManifestError: those
+    checks run while the first files are hashed, and stop the run before anything is
+    reported. Unreadable entries are errors in the report, never exceptions; UsageError
+    when the root does not exist.
 
     Each file that matches its entry is settled as its result arrives, out of a copy of the
     files section. ``consume=True`` settles them out of ``manifest``'s own files dict instead
     (which is then left holding only what did not match): for a caller that loaded the
-    manifest for this one run, as the command does. The copy is about 42 bytes per entry:
-    on 1,000,000 entries, the peak of the command fell from 401 to 368 bytes per entry (PSS).
+    manifest for this one run, as the command does; a ManifestFile's entries are always
+    settled so. The copy is about 42 bytes per entry: on 1,000,000 entries, the peak of the
+    command fell from 401 to 368 bytes per entry (PSS).
     """
     from hashpar.compare import compare
-    from hashpar.guard import DiskProbe, reject_entries_below_leaves
+    from hashpar.guard import DiskProbe
 
-    tree = os.fspath(manifest.root if root is None else root)
+    settings = manifest.header if isinstance(manifest, ManifestFile) else manifest
+    tree = os.fspath(settings.root if root is None else root)
     try:
         st = os.stat(tree)
     except OSError as exc:
@@ -276,40 +388,36 @@ def verify_tree(
     skip: list[str | os.PathLike[str]] = []
     if manifest_path is not None and manifest_path != "-":
         skip.append(manifest_path)
-    expected = _without(manifest, _relative_paths(base, skip))
-    reject_entries_below_leaves(expected.snapshot)
+    expected = _Expected(manifest, _relative_paths(base, skip), consume=consume)
+    listed = None
+    if not new_files:  # the walk needs the entries' paths: read them first
+        expected.load()
+        listed = _paths(expected.manifest.snapshot)
     probe = DiskProbe(base)
     # The check against the disk runs while the workers hash the first tasks (serial, it
     # was 34 ms of a 669 ms verify of the benchmark's real tree): reading the tree is what
     # the run does anyway, and the walk never opens a path the manifest names.
-    check_links = None
+    steps = [expected.load]
     if stat.S_ISDIR(st.st_mode):
-        check_links = functools.partial(probe.reject_escaping_links, expected.snapshot)
-    # Files that match as they are hashed are settled at once, never kept twice: what is
-    # left of ``pending`` and of the snapshot is compared below; the ok counts are added.
-    files = expected.snapshot.files
-    listed_files = len(files)
-    owned = consume or expected is not manifest  # _without made new dicts
-    pending = files if owned and type(files) is dict else dict(files)
-    settle = _settler(pending)
-    listed = None if new_files else _paths(expected.snapshot)
+        steps.append(lambda: expected.named(probe.reject_escaping_links))
     snapshot = scan_tree(
         tree,
-        algorithm=manifest.algorithm,
+        algorithm=settings.algorithm,
         jobs=jobs,
-        excludes=manifest.excludes,
-        follow_symlinks=manifest.follow_symlinks,
+        excludes=settings.excludes,
+        follow_symlinks=settings.follow_symlinks,
         skip=skip,
         tuning=tuning,
         executor=executor,
         on_progress=on_progress,
         listed=listed,
-        settle=settle,
-        alongside=check_links,
+        settle=expected.settle,
+        alongside=steps,
     )
-    settled = listed_files - len(pending)
+    settled = expected.listed_files - len(expected.pending)
     unsettled = dataclasses.replace(
-        expected, snapshot=dataclasses.replace(expected.snapshot, files=pending)
+        expected.manifest,
+        snapshot=dataclasses.replace(expected.manifest.snapshot, files=expected.pending),
     )
     report = compare(unsettled, snapshot, ignore_new=ignore_new)
     # A file replaced by an empty (or excluded) directory leaves no trace in the walk.
@@ -327,16 +435,57 @@ def verify_tree(
     )
 
 
-def _settler(pending: dict[str, FileEntry]) -> Settle:
-    """A settle predicate for verify: a file that matches its entry in ``pending`` is ok,
-    whatever else happens in the run, so both are dropped at once.
+class _Expected:
+    """What verify compares the tree with: the manifest's entries, ready after :meth:`load`
+    (the engine's first step alongside the walk, before any file is settled)."""
 
-    Exactly :func:`hashpar.compare.compare`'s rule (:meth:`FileEntry.matches`). The other
-    categories need the whole picture (a missing file may be half of a move), so anything
-    that does not match is kept for the comparison.
-    """
+    def __init__(
+        self, source: Manifest | ManifestFile, skip: frozenset[str], *, consume: bool
+    ) -> None:
+        self._source: Manifest | ManifestFile | None = source
+        self._skip = skip
+        self._consume = consume
+        self._name = source.name if isinstance(source, ManifestFile) else None
+        self.manifest = source if isinstance(source, Manifest) else source.header
+        self.pending: dict[str, FileEntry] = {}
+        """Entries not (yet) settled: verify compares what is left of them at the end."""
+        self.listed_files = 0
 
-    def settle(path: str, seen: FileEntry) -> bool:
+    def load(self) -> None:
+        """Read the entries (once), leave out ``skip`` and reject entries below leaves."""
+        from hashpar.guard import reject_entries_below_leaves
+
+        source, self._source = self._source, None
+        if source is None:
+            return
+        owned = self._consume or isinstance(source, ManifestFile)
+        manifest = source.read() if isinstance(source, ManifestFile) else source
+        expected = _without(manifest, self._skip)
+        self.manifest = expected
+        self.named(reject_entries_below_leaves)
+        files = expected.snapshot.files
+        owned = owned or expected is not manifest  # _without made new dicts
+        self.listed_files = len(files)
+        self.pending = files if owned and type(files) is dict else dict(files)
+
+    def named(self, check: Callable[[Snapshot], None]) -> None:
+        """Run ``check`` on the entries; its ManifestError names the file, if one was read."""
+        try:
+            check(self.manifest.snapshot)
+        except ManifestError as exc:
+            if self._name is None:
+                raise
+            raise ManifestError(f"{self._name}: {exc}") from None
+
+    def settle(self, path: str, seen: FileEntry) -> bool:
+        """A file that matches its entry is ok, whatever else happens in the run, so both
+        are dropped at once.
+
+        Exactly :func:`hashpar.compare.compare`'s rule (:meth:`FileEntry.matches`). The other
+        categories need the whole picture (a missing file may be half of a move), so anything
+        that does not match is kept for the comparison.
+        """
+        pending = self.pending
         entry = pending.get(path)
         # Equal entries (the unchanged file: same size, digest and mtime) match, decided in C
         # without the call to matches() that an mtime-only change or an imported entry needs.
@@ -344,8 +493,6 @@ def _settler(pending: dict[str, FileEntry]) -> Settle:
             return False
         del pending[path]
         return True
-
-    return settle
 
 
 def _paths(snapshot: Snapshot) -> set[str]:

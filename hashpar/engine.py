@@ -31,7 +31,7 @@ import itertools
 import os
 import signal
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, wait
 from dataclasses import dataclass
 from operator import itemgetter
@@ -144,7 +144,7 @@ def hash_tree(
     executor: Executor | None = None,
     on_progress: ProgressCallback = ignore_progress,
     settle: Settle | None = None,
-    alongside: Callable[[], object] | None = None,
+    alongside: Sequence[Callable[[], object]] = (),
 ) -> Snapshot:
     """Walk and hash the tree of ``scope`` with ``jobs`` workers; return what was found.
 
@@ -152,12 +152,15 @@ def hash_tree(
     is counted in progress but left out of the snapshot. Verify uses it to drop files that
     match the manifest at once, so a run never holds two full copies of a big tree.
 
-    ``alongside`` is called once, in this process, right after the first tasks are handed
-    to the executor and before their results are taken in, so its work overlaps theirs (the
-    in-process first task that tells whether the tree needs workers at all comes before
-    it). An exception it raises ends the run (a pool the engine started is terminated) and
-    propagates. Verify checks the manifest's paths against the disk there
-    (hashpar.api.verify_tree).
+    ``alongside`` are steps called in order, in this process, one per round: each right
+    after the round's tasks are handed to the executor and before their results are taken
+    in, so its work overlaps theirs. The first step runs before any result is taken in (and
+    so before ``settle`` is first called): with workers, while the root's task runs; it
+    follows the in-process first task that tells whether the tree needs workers at all.
+    Every step runs, however small the tree. An exception a step raises ends the run (a
+    pool the engine started is terminated) and propagates. Verify reads the rest of its
+    manifest in the first step and checks the manifest's paths against the disk in the
+    second (hashpar.api.verify_tree).
     """
     run = _Run(scope, algorithm, jobs, tuning, on_progress, settle, alongside)
     if executor is not None:
@@ -204,10 +207,10 @@ class _Run:
         tuning: Tuning,
         on_progress: ProgressCallback,
         settle: Settle | None,
-        alongside: Callable[[], object] | None = None,
+        alongside: Sequence[Callable[[], object]] = (),
     ) -> None:
         self.scope = scope
-        self.alongside = alongside
+        self.steps = deque(alongside)
         self.tuning = tuning
         self.jobs = jobs
         self.window = max(1, jobs * tuning.window_per_worker)
@@ -239,7 +242,9 @@ class _Run:
         task = self.queue.popleft()._replace(
             batch_files=tuning.inline_max_files, batch_bytes=tuning.inline_max_bytes
         )
-        self._absorb(_result(_InlineExecutor().submit(run_task, task)))
+        result = _result(_InlineExecutor().submit(run_task, task))
+        self._step()
+        self._absorb(result)
         return not self.queue
 
     def drive(self, executor: Executor) -> None:
@@ -251,10 +256,10 @@ class _Run:
                 if task is None:
                     break
                 in_flight[executor.submit(run_task, task)] = task
-            if self.alongside is not None:
-                alongside, self.alongside = self.alongside, None
-                alongside()
+            self._step()
             if not in_flight:
+                while self.steps:
+                    self._step()
                 break
             # A bounded wait: the kernel may hand SIGINT to any thread that does not block it
             # (a library caller's own threads), and Python acts on it only when the main
@@ -263,6 +268,11 @@ class _Run:
             for future in done:
                 del in_flight[future]
                 self._absorb(_result(future))
+
+    def _step(self) -> None:
+        """Run the next ``alongside`` step, if any is left."""
+        if self.steps:
+            self.steps.popleft()()
 
     def snapshot(self) -> Snapshot:
         """Everything found, each section in sorted key order."""

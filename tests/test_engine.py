@@ -126,13 +126,17 @@ def test_each_task_carries_only_the_listed_paths_below_its_directories(
         assert all(any(p.startswith(rel + "/") for rel, _ in batch.dirs) for p in below)
 
 
-def test_alongside_runs_once_after_the_first_tasks_are_out_before_any_result_is_taken(
+def test_alongside_steps_run_one_per_round_the_first_before_any_result_is_taken(
     tree: Callable[[TreeSpec], Path],
 ) -> None:
     root = tree({f"d{i}/f{j}": b"x" for i in range(3) for j in range(3)})
     recording = Recording()
     progress: list[object] = []
     seen: list[tuple[int, int]] = []
+
+    def step() -> None:
+        seen.append((len(recording.batches), len(progress)))
+
     scan_tree(
         str(root),
         algorithm=Algorithm.SHA256,
@@ -140,10 +144,38 @@ def test_alongside_runs_once_after_the_first_tasks_are_out_before_any_result_is_
         tuning=Tuning(batch_files=2),
         executor=recording,
         on_progress=progress.append,
-        alongside=lambda: seen.append((len(recording.batches), len(progress))),
+        alongside=[step, step],
     )
-    assert seen == [(1, 0)]  # one task out (the root's), none of its results taken in yet
-    assert len(recording.batches) > 1 and progress
+    first, second = seen
+    assert first == (1, 0)  # one task out (the root's), none of its results taken in yet
+    assert second[0] > 1 and second[1] == 1  # the next round: the root's result taken in
+    assert len(recording.batches) > second[0] and len(progress) > 1
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_every_step_runs_before_settle_is_first_asked_even_on_a_tiny_tree(
+    tree: Callable[[TreeSpec], Path], jobs: int
+) -> None:
+    """Verify reads its manifest's entries in the first step and settles files against
+    them: no file may be offered before that step, and a tree the in-process first task
+    covers whole (no round of the scheduler at all) still runs every step."""
+    root = tree({"a": b"1", "d/b": b"2"})
+    events: list[str] = []
+
+    def settle(path: str, entry: object) -> bool:
+        events.append(path)
+        return False
+
+    snapshot = scan_tree(
+        str(root),
+        algorithm=Algorithm.BLAKE3,
+        jobs=jobs,
+        settle=settle,
+        alongside=[lambda: events.append("step 1"), lambda: events.append("step 2")],
+    )
+    assert events[0] == "step 1" and "step 2" in events
+    assert sorted(e for e in events if not e.startswith("step")) == ["a", "d/b"]
+    assert sorted(snapshot.files) == ["a", "d/b"]
 
 
 def test_an_exception_from_alongside_ends_the_run_and_its_workers(
@@ -163,7 +195,7 @@ def test_an_exception_from_alongside_ends_the_run_and_its_workers(
             algorithm=Algorithm.BLAKE3,
             jobs=2,
             tuning=Tuning(inline_max_files=1, batch_files=8),
-            alongside=refuse,
+            alongside=[lambda: None, refuse],  # the first runs before the pool starts
         )
     assert multiprocessing.active_children() == []
 

@@ -8,6 +8,7 @@ at all (a FIFO can be opened for writing without blocking only while someone rea
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import json
 import os
 import threading
@@ -23,6 +24,7 @@ import hashpar.api
 from conftest import run_hashpar
 from hashpar.api import load_manifest
 from hashpar.errors import ManifestError
+from hashpar.manifest import CanonicalReader
 
 DIGEST = "0" * 64
 
@@ -323,7 +325,44 @@ def test_a_canonical_manifest_over_the_cap_is_refused_before_it_is_read(
         )
     )
     calls: list[object] = []
-    monkeypatch.setattr(hashpar.api, "read_canonical", lambda *args: calls.append(args))
+    monkeypatch.setattr(CanonicalReader, "open", lambda *args: calls.append(args))
     with pytest.raises(ManifestError, match=r"big.json: larger than 100000 bytes"):
         load_manifest(str(manifest), max_bytes=100_000)
     assert calls == []
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    ("damage", "message"),
+    [
+        ("digest", 'invalid manifest: files["gone/011999"]: Expected `str` matching regex'),
+        ("below", 'unsafe path in manifest: files["d/0/x"]: lies below the file "d/0"'),
+    ],
+)
+def test_a_big_canonical_manifest_bad_after_its_header_stops_the_walk_it_started(
+    tmp_path: Path, damage: str, message: str
+) -> None:
+    """Over 1 MiB and canonical, the command starts walking from the manifest's header while
+    it reads the entries: an entry found bad then still gives one line and exit 2, with no
+    report and no worker left (run() returns only once every holder of stdout is gone)."""
+    root = tmp_path / "tree"
+    (root / "d").mkdir(parents=True)
+    for i in range(300):
+        (root / "d" / f"{i}").write_bytes(b"x")
+    made = hashpar.make_manifest(root, jobs=1)
+    files = dict(made.files)
+    files.update({f"gone/{i:06d}": hashpar.FileEntry(1, DIGEST, 1) for i in range(12_000)})
+    if damage == "below":
+        files["d/0/x"] = hashpar.FileEntry(1, DIGEST, 1)
+    snapshot = hashpar.Snapshot(files=dict(sorted(files.items())))
+    data = hashpar.encode_manifest(dataclasses.replace(made, snapshot=snapshot))
+    if damage == "digest":
+        at = data.rindex(DIGEST.encode())
+        data = data[:at] + b"F" * 64 + data[at + 64 :]
+    manifest = tmp_path / "manifest.json"
+    manifest.write_bytes(data)
+    assert manifest.stat().st_size > 1 << 20
+    result = run_hashpar("verify", manifest, "-j", "2", timeout=50)
+    assert (result.returncode, result.stdout) == (2, b"")
+    lines = result.stderr.decode().splitlines()
+    assert len(lines) == 1 and lines[0].startswith(f"hashpar: error: {manifest}: {message}")

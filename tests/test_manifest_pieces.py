@@ -8,6 +8,7 @@ fall everywhere: between any two entries, next to escaped keys, at the end of th
 
 from __future__ import annotations
 
+import dataclasses
 import io
 from collections.abc import Iterator
 from pathlib import Path
@@ -32,7 +33,8 @@ from hashpar import (
     encode_manifest,
     load_manifest,
 )
-from hashpar.manifest import read_canonical
+from hashpar.api import ManifestFile
+from hashpar.manifest import CanonicalReader, read_canonical
 from hashpar.names import unsafe_reason
 
 _SEGMENT = st.text(alphabet='ab"\\\n\x01é:{}, ', min_size=1, max_size=5)
@@ -186,15 +188,16 @@ def test_a_manifest_not_written_by_hashpar_is_still_loaded(tmp_path: Path) -> No
 
 @pytest.fixture
 def pieces_read(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
-    """Whether each read_canonical call of load_manifest returned a manifest."""
+    """Whether each CanonicalReader.read call of load_manifest returned a manifest."""
     calls: list[bool] = []
+    read = CanonicalReader.read
 
-    def spy(stream: io.BufferedReader, max_bytes: int) -> Manifest | None:
-        manifest = read_canonical(stream, max_bytes)
+    def spy(reader: CanonicalReader) -> Manifest | None:
+        manifest = read(reader)
         calls.append(manifest is not None)
         return manifest
 
-    monkeypatch.setattr(hashpar.api, "read_canonical", spy)
+    monkeypatch.setattr(CanonicalReader, "read", spy)
     yield calls
 
 
@@ -212,11 +215,18 @@ def test_load_manifest_reads_a_canonical_file_in_pieces(
 
 
 def test_verify_reads_a_manifest_file_in_pieces(tmp_path: Path, pieces_read: list[bool]) -> None:
+    """The command's input is the file opened: its header read, its entries not yet (verify
+    reads them alongside the walk)."""
     from hashpar.cli.cmd_verify import load_input
 
     path = tmp_path / "m.json"
     path.write_bytes(_canonical(10))
-    assert load_input(str(path)).manifest == decode_manifest(_canonical(10))
+    whole = decode_manifest(_canonical(10))
+    opened = load_input(str(path)).manifest
+    assert isinstance(opened, ManifestFile)
+    assert opened.header == dataclasses.replace(whole, snapshot=Snapshot())
+    assert pieces_read == []
+    assert opened.read() == whole
     assert pieces_read == [True]
 
 

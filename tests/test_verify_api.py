@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import multiprocessing
 import os
@@ -9,6 +10,7 @@ import tempfile
 import tracemalloc
 from pathlib import Path
 
+import msgspec
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -269,3 +271,96 @@ def test_settled_files_leave_the_snapshot_but_count_as_done(tmp_path: Path) -> N
     )
     assert sorted(snapshot.files) == [f"f{i}" for i in range(1, 10, 2)]
     assert seen[-1].files_done == 10
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_an_opened_manifest_file_verifies_as_the_loaded_manifest_does(
+    tmp_path: Path, jobs: int
+) -> None:
+    """Given the file opened (entries read alongside the first task), verify reports what
+    it reports for the manifest loaded first, and leaves the manifest file itself out."""
+    root = build_tree(tmp_path / "t", {f"d{i % 5}/{i}": b"file %d\n" % i for i in range(300)})
+    path = root / "m.json"
+    path.write_bytes(b"")
+    path.write_bytes(hashpar.encode_manifest(make_manifest(root, jobs=1)))  # lists itself
+    (root / "d1" / "1").write_bytes(b"changed")
+    (root / "d2" / "2").unlink()
+    (root / "d3" / "3").rename(root / "moved")
+    (root / "new").write_bytes(b"new")
+    tuning = Tuning(inline_max_files=0)  # with jobs=2, every task goes to a worker
+    loaded = verify_tree(
+        hashpar.load_manifest(str(path)), manifest_path=path, jobs=jobs, tuning=tuning
+    )
+    with hashpar.open_manifest(str(path)) as opened:
+        assert opened.header.files == {}  # canonical: only the header is read yet
+        report = verify_tree(opened, manifest_path=path, jobs=jobs, tuning=tuning)
+    assert (
+        report
+        == loaded
+        == Report(
+            verified=300,
+            ok=297,
+            modified=("d1/1",),
+            missing=("d2/2",),
+            new=("new",),
+            moved=(Move("d3/3", "moved"),),
+        )
+    )
+    assert multiprocessing.active_children() == []
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize("pool", [False, True])
+def test_a_manifest_file_bad_after_its_header_stops_the_run_with_its_name(
+    tmp_path: Path, pool: bool
+) -> None:
+    """The walk starts from the header; an entry that does not decode ends it, as the
+    loaded manifest would have been refused, and stops the workers already hashing (the
+    command's early pool: the entries are read while the root's task runs in a worker)."""
+    root = build_tree(tmp_path / "t", {f"d/{i}": b"x" for i in range(100)})
+    data = hashpar.encode_manifest(make_manifest(root, jobs=1))
+    last = data.rindex(b'"digest": "') + len(b'"digest": "')
+    path = tmp_path / "m.json"
+    path.write_bytes(data[:last] + b"A" + data[last + 1 :])  # an uppercase digest, at the end
+    error = r'm\.json: invalid manifest: files\["d/99"\]'
+    with pytest.raises(ManifestError, match=error), contextlib.ExitStack() as stack:
+        executor = stack.enter_context(hashpar.worker_pool(2)) if pool else None
+        opened = stack.enter_context(hashpar.open_manifest(str(path)))
+        verify_tree(opened, jobs=2, executor=executor, tuning=Tuning(batch_files=4))
+    assert multiprocessing.active_children() == []
+
+
+def test_a_manifest_file_changed_while_read_is_refused(tmp_path: Path) -> None:
+    """The walk used the header's settings: entries read from a different manifest (the file
+    rewritten in place, no longer canonical, so decoded again whole) must not be used."""
+    root = build_tree(tmp_path / "t", {"a": b"a", "b": b"b"})
+    manifest = make_manifest(root, jobs=1)
+    path = tmp_path / "m.json"
+    path.write_bytes(hashpar.encode_manifest(manifest))
+    other = dataclasses.replace(manifest, root=str(tmp_path / "another root"))  # longer
+    with hashpar.open_manifest(str(path)) as opened:
+        assert opened.header.root == str(root)
+        with open(path, "r+b") as rewrite:
+            rewrite.write(b" " + hashpar.encode_manifest(other))  # not canonical: a space
+        with pytest.raises(ManifestError, match=r"m\.json: changed while it was being read"):
+            opened.read()
+
+
+def test_a_manifest_file_is_read_once(tmp_path: Path) -> None:
+    manifest = make_manifest(build_tree(tmp_path / "t", {"a": b"a"}), jobs=1)
+    path = tmp_path / "m.json"
+    path.write_bytes(hashpar.encode_manifest(manifest))
+    with hashpar.open_manifest(str(path)) as opened:
+        assert opened.read() == manifest
+        with pytest.raises(ValueError, match="already read"):
+            opened.read()
+
+
+def test_a_manifest_not_in_canonical_form_is_decoded_whole_when_opened(tmp_path: Path) -> None:
+    manifest = make_manifest(build_tree(tmp_path / "t", {"a": b"a"}), jobs=1)
+    path = tmp_path / "m.json"
+    path.write_bytes(msgspec.json.encode(msgspec.json.decode(hashpar.encode_manifest(manifest))))
+    with hashpar.open_manifest(str(path)) as opened:
+        assert opened.header == manifest  # everything, entries included
+        assert opened.read() == manifest

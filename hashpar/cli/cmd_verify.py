@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     from collections.abc import Iterator
     from concurrent.futures import Executor
 
+    from hashpar.api import ManifestFile
     from hashpar.cli.output import Output
     from hashpar.compare import Report
     from hashpar.formats import MalformedLine
@@ -43,7 +44,8 @@ class Input:
     """What verify checks: a manifest, the malformed lines of its source, and whether the
     source says where its tree ends (so that new files can be looked for)."""
 
-    manifest: Manifest
+    manifest: Manifest | ManifestFile
+    """A hashpar manifest file is opened, not yet read: verify reads it alongside the walk."""
     malformed: tuple[MalformedLine, ...] = ()
     new_files: bool = True
 
@@ -64,7 +66,7 @@ def load_input(
     is False; a sums file does not, so only with ``root`` or ``new_files=True``. Malformed
     lines go to stderr as ``hashpar: FILE:LINE: reason``.
     """
-    from hashpar.api import load_manifest
+    from hashpar.api import open_manifest
     from hashpar.formats import NoChecksumLines, load_checksums
     from hashpar.formats.files import (
         is_manifest_file,
@@ -75,12 +77,12 @@ def load_input(
 
     is_dir = source != "-" and os.path.isdir(source)
     if format is None and source != "-" and _not_checksums(source):
-        return Input(load_manifest(source))  # it says exactly why it cannot be read
+        return Input(open_manifest(source))  # it says exactly why it cannot be read
     try:
         if is_dir:
             parsed = load_checksums(source, algorithm=algo, only=format, root=root)
         elif format is None and source != "-" and is_manifest_file(source):
-            return _whole_tree(load_manifest(source), algo, new_files)  # a piece at a time
+            return _whole_tree(open_manifest(source), algo, new_files)  # a piece at a time
         else:
             data = read_input(source, manifest_ok=format is None)
             if format is None and looks_like_manifest(data, source):
@@ -105,10 +107,15 @@ def _not_checksums(source: str) -> bool:
     return stat.S_ISDIR(mode) and not is_bag(source)
 
 
-def _whole_tree(manifest: Manifest, algo: Algorithm | None, new_files: bool | None) -> Input:
+def _whole_tree(
+    manifest: Manifest | ManifestFile, algo: Algorithm | None, new_files: bool | None
+) -> Input:
     """A hashpar manifest to check, which lists its whole tree."""
-    if algo not in (None, manifest.algorithm):
-        raise UsageError(f"the manifest is {manifest.algorithm}, not {algo} (--algo)")
+    from hashpar.api import ManifestFile
+
+    algorithm = (manifest.header if isinstance(manifest, ManifestFile) else manifest).algorithm
+    if algo not in (None, algorithm):
+        raise UsageError(f"the manifest is {algorithm}, not {algo} (--algo)")
     return Input(manifest, (), new_files is not False)
 
 
@@ -166,13 +173,17 @@ def verify(
     Exit 0 when nothing differs, 1 when something differs or could not be read (or a sums
     file has malformed lines), 2 when the input is unusable or the run could not complete.
     """
-    from hashpar.api import verify_tree
+    from hashpar.api import ManifestFile, verify_tree
     from hashpar.cli.output import open_output
     from hashpar.cli.progress import progress_display
 
     with open_output(None) as out, _early_pool(manifest, jobs) as pool:
         loaded = load_input(manifest, algo=algo, format=format, root=root, new_files=new_files)
-        with progress_display(not quiet, "verifying") as on_progress:
+        opened = loaded.manifest if isinstance(loaded.manifest, ManifestFile) else None
+        with (
+            opened or contextlib.nullcontext(),  # closed even if never read
+            progress_display(not quiet, "verifying") as on_progress,
+        ):
             try:
                 report = verify_tree(
                     loaded.manifest,
@@ -185,7 +196,9 @@ def verify(
                     new_files=loaded.new_files,
                     consume=True,  # loaded for this run alone: no copy of its entries
                 )
-            except ManifestError as exc:  # an entry unsafe for this tree: name the manifest
+            except ManifestError as exc:  # an entry unsafe for this tree: name the input
+                if opened:
+                    raise  # a manifest file's errors name it already
                 name = "standard input" if manifest == "-" else manifest
                 raise ManifestError(f"{name}: {exc}") from None
         write_report(out, report, json_output=json_output, quiet=quiet, verb="verified")
