@@ -92,6 +92,10 @@ def _stop_children() -> None:
 
 def run(argv: list[str]) -> int:
     """Run the command line; return the exit code instead of exiting."""
+    options = argv[: argv.index("--")] if "--" in argv else argv
+    if sys.stdout is None and (argv == ["--version"] or "--help" in options):
+        _error("standard output is closed", debug=False)  # plain Python: exit 0, nothing said
+        return EXIT_UNUSABLE
     if argv == ["--version"]:
         # The one answer that needs neither the library nor typer, whose import and app
         # building cost more than the rest of Python's start-up (docs/design.md, "Start-up").

@@ -66,6 +66,17 @@ def test_closed_stdout_is_refused_before_any_work(method: str, tmp_path: Path) -
 
 
 @pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "args", [["--version"], ["--help"], ["make", "--help"], ["verify", "x", "--help"]]
+)
+def test_version_and_help_on_a_closed_stdout_are_one_line_and_exit_2(args: list[str]) -> None:
+    """What they print is all they do: with nowhere to print it, that is an error."""
+    argv = ["bash", "-c", 'exec 1>&-; exec "$@"', "bash", *command(*args)]
+    result = _run(argv, hashpar_env("fork"))
+    assert (result.returncode, result.stdout, result.stderr) == (2, b"", CLOSED)
+
+
+@pytest.mark.timeout(60)
 @pytest.mark.parametrize("method", START_METHODS)
 def test_output_in_a_missing_directory_is_refused_before_any_work(
     method: str, tmp_path: Path
