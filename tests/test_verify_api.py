@@ -362,5 +362,65 @@ def test_a_manifest_not_in_canonical_form_is_decoded_whole_when_opened(tmp_path:
     path = tmp_path / "m.json"
     path.write_bytes(msgspec.json.encode(msgspec.json.decode(hashpar.encode_manifest(manifest))))
     with hashpar.open_manifest(str(path)) as opened:
-        assert opened.header == manifest  # everything, entries included
+        assert opened.header == dataclasses.replace(manifest, snapshot=Snapshot())
         assert opened.read() == manifest
+
+
+@pytest.mark.parametrize("moved", ["excludes", "follow_symlinks"])
+def test_a_setting_written_after_the_files_is_read_as_it_is_not_as_its_default(
+    tmp_path: Path, moved: str
+) -> None:
+    """The format allows any layout: a header that is not exactly the canonical one (here a
+    setting after the files section) must not be taken for the settings."""
+    root = build_tree(tmp_path / "t", {"a": b"a", "b.tmp": b"b", "d/c": b"c"})
+    manifest = make_manifest(root, jobs=1, excludes=["*.tmp"], follow_symlinks=True)
+    data = hashpar.encode_manifest(manifest)
+    line = next(ln for ln in data.split(b"\n") if ln.startswith(f'  "{moved}": '.encode()))
+    edited = data.replace(line + b"\n", b"").replace(
+        b'\n  "errors"', b"\n" + line + b'\n  "errors"'
+    )
+    path = tmp_path / "m.json"
+    path.write_bytes(edited)
+    assert hashpar.load_manifest(str(path)) == manifest
+    with hashpar.open_manifest(str(path)) as opened:
+        assert (opened.header.excludes, opened.header.follow_symlinks) == (("*.tmp",), True)
+        assert verify_tree(opened, jobs=1) == Report(verified=2, ok=2)
+
+
+def test_a_manifest_rewritten_in_place_after_it_was_opened_is_refused(tmp_path: Path) -> None:
+    """Same size, same layout, other digests: the entries read after the walk started would
+    belong to another manifest than the header it walked with."""
+    root = build_tree(tmp_path / "t", {f"f{i}": b"old" for i in range(20)})
+    old = hashpar.encode_manifest(make_manifest(root, jobs=1))
+    for i in range(20):
+        (root / f"f{i}").write_bytes(b"new")
+    new = hashpar.encode_manifest(make_manifest(root, jobs=1))
+    assert len(new) == len(old) and new != old
+    path = tmp_path / "m.json"
+    path.write_bytes(old)
+    os.utime(path, ns=(1, 1))  # written long ago: the rewrite below gives it a new mtime
+    with hashpar.open_manifest(str(path)) as opened:
+        with open(path, "r+b") as rewrite:
+            rewrite.write(new)
+        with pytest.raises(ManifestError, match=r"m\.json: changed while it was being read"):
+            verify_tree(opened, jobs=1)
+
+
+@pytest.mark.parametrize("problem", ["root", "algo"])
+def test_a_broken_manifest_is_reported_before_a_usage_error(tmp_path: Path, problem: str) -> None:
+    """As when the whole file was read first: the manifest is what to fix first."""
+    from conftest import run_hashpar
+
+    root = build_tree(tmp_path / "t", {"a": b"a", "b": b"b"})
+    data = hashpar.encode_manifest(make_manifest(root, jobs=1))
+    path = tmp_path / "m.json"
+    path.write_bytes(data[: data.index(b'"b"')])  # truncated after the first entry
+    args = ["--root", tmp_path / "nope"] if problem == "root" else ["--algo", "sha256"]
+    result = run_hashpar("verify", path, *args)
+    assert (result.returncode, result.stdout) == (2, b"")
+    assert result.stderr.decode() == (
+        f"hashpar: error: {path}: not a valid JSON manifest: Input data was truncated\n"
+    )
+    with hashpar.open_manifest(str(path)) as opened, pytest.raises(ManifestError):
+        verify_tree(opened, root=tmp_path / "nope")
+    assert opened.is_read

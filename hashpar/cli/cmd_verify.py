@@ -115,6 +115,8 @@ def _whole_tree(
 
     algorithm = (manifest.header if isinstance(manifest, ManifestFile) else manifest).algorithm
     if algo not in (None, algorithm):
+        if isinstance(manifest, ManifestFile):
+            manifest.read()  # a broken manifest is the first thing to report (hashpar.api)
         raise UsageError(f"the manifest is {algorithm}, not {algo} (--algo)")
     return Input(manifest, (), new_files is not False)
 
