@@ -394,18 +394,69 @@ def verify_tree(
     settled so. The copy is about 42 bytes per entry: on 1,000,000 entries, the peak of the
     command fell from 401 to 368 bytes per entry (PSS).
     """
+    from hashpar.compare import compare
+    from hashpar.guard import DiskProbe
+
     with _manifest_errors_first(manifest):
-        return _verify_tree(
-            manifest,
-            root=root,
-            manifest_path=manifest_path,
+        settings = manifest.header if isinstance(manifest, ManifestFile) else manifest
+        tree = os.fspath(settings.root if root is None else root)
+        try:
+            st = os.stat(tree)
+        except OSError as exc:
+            hint = "" if root is not None else " (use --root to check a copy elsewhere)"
+            raise UsageError(f"cannot verify {tree}: {exc.strerror}{hint}") from None
+        base = os.path.abspath(tree)
+        if not stat.S_ISDIR(st.st_mode):  # a manifest of one file: its directory is walked
+            base = os.path.dirname(base)
+        skip: list[str | os.PathLike[str]] = []
+        if manifest_path is not None and manifest_path != "-":
+            skip.append(manifest_path)
+        expected = _Expected(manifest, _relative_paths(base, skip), consume=consume)
+        listed = None
+        if not new_files:  # the walk needs the entries' paths: read them first
+            expected.load()
+            listed = _paths(expected.manifest.snapshot)
+        probe = DiskProbe(base)
+        # The check against the disk runs while the workers hash the first tasks (serial, it
+        # was 34 ms of a 669 ms verify of the benchmark's real tree): reading the tree is what
+        # the run does anyway, and the walk never opens a path the manifest names. It sees
+        # only the entries the first round left unsettled: a file the walk found where its
+        # entry says cannot lie below a symlink leading outside, which the walk never follows.
+        steps = [expected.load]
+        if stat.S_ISDIR(st.st_mode):
+            steps.append(lambda: expected.named(probe.reject_escaping_links))
+        snapshot = scan_tree(
+            tree,
+            algorithm=settings.algorithm,
             jobs=jobs,
-            ignore_new=ignore_new,
+            excludes=settings.excludes,
+            follow_symlinks=settings.follow_symlinks,
+            skip=skip,
             tuning=tuning,
             executor=executor,
             on_progress=on_progress,
-            new_files=new_files,
-            consume=consume,
+            listed=listed,
+            settle=expected.settle,
+            alongside=steps,
+        )
+        settled = expected.listed_files - len(expected.pending)
+        unsettled = dataclasses.replace(
+            expected.manifest,
+            snapshot=dataclasses.replace(expected.manifest.snapshot, files=expected.pending),
+        )
+        report = compare(unsettled, snapshot, ignore_new=ignore_new)
+        # A file replaced by an empty (or excluded) directory leaves no trace in the walk.
+        now_dirs = {path for path in report.missing if probe.is_directory(path)}
+        if now_dirs:
+            problem = Problem(ProblemKind.TYPE_CHANGED, "was a regular file, is now a directory")
+            errors = {**snapshot.errors, **dict.fromkeys(now_dirs, problem)}
+            snapshot = dataclasses.replace(snapshot, errors=errors)
+            report = compare(unsettled, snapshot, ignore_new=ignore_new)
+        return dataclasses.replace(
+            report,
+            verified=report.verified + settled,
+            ok=report.ok + settled,
+            new_files_checked=new_files,
         )
 
 
@@ -423,82 +474,6 @@ def _manifest_errors_first(source: Manifest | ManifestFile) -> Iterator[None]:
     finally:
         if isinstance(source, ManifestFile):
             source.close()
-
-
-def _verify_tree(
-    manifest: Manifest | ManifestFile,
-    *,
-    root: str | os.PathLike[str] | None,
-    manifest_path: str | os.PathLike[str] | None,
-    jobs: int | None,
-    ignore_new: bool,
-    tuning: Tuning,
-    executor: Executor | None,
-    on_progress: ProgressCallback,
-    new_files: bool,
-    consume: bool,
-) -> Report:
-    from hashpar.compare import compare
-    from hashpar.guard import DiskProbe
-
-    settings = manifest.header if isinstance(manifest, ManifestFile) else manifest
-    tree = os.fspath(settings.root if root is None else root)
-    try:
-        st = os.stat(tree)
-    except OSError as exc:
-        hint = "" if root is not None else " (use --root to check a copy elsewhere)"
-        raise UsageError(f"cannot verify {tree}: {exc.strerror}{hint}") from None
-    base = os.path.abspath(tree)
-    if not stat.S_ISDIR(st.st_mode):  # a manifest of one file: its directory is walked
-        base = os.path.dirname(base)
-    skip: list[str | os.PathLike[str]] = []
-    if manifest_path is not None and manifest_path != "-":
-        skip.append(manifest_path)
-    expected = _Expected(manifest, _relative_paths(base, skip), consume=consume)
-    listed = None
-    if not new_files:  # the walk needs the entries' paths: read them first
-        expected.load()
-        listed = _paths(expected.manifest.snapshot)
-    probe = DiskProbe(base)
-    # The check against the disk runs while the workers hash the first tasks (serial, it
-    # was 34 ms of a 669 ms verify of the benchmark's real tree): reading the tree is what
-    # the run does anyway, and the walk never opens a path the manifest names.
-    steps = [expected.load]
-    if stat.S_ISDIR(st.st_mode):
-        steps.append(lambda: expected.named(probe.reject_escaping_links))
-    snapshot = scan_tree(
-        tree,
-        algorithm=settings.algorithm,
-        jobs=jobs,
-        excludes=settings.excludes,
-        follow_symlinks=settings.follow_symlinks,
-        skip=skip,
-        tuning=tuning,
-        executor=executor,
-        on_progress=on_progress,
-        listed=listed,
-        settle=expected.settle,
-        alongside=steps,
-    )
-    settled = expected.listed_files - len(expected.pending)
-    unsettled = dataclasses.replace(
-        expected.manifest,
-        snapshot=dataclasses.replace(expected.manifest.snapshot, files=expected.pending),
-    )
-    report = compare(unsettled, snapshot, ignore_new=ignore_new)
-    # A file replaced by an empty (or excluded) directory leaves no trace in the walk.
-    now_dirs = {path for path in report.missing if probe.is_directory(path)}
-    if now_dirs:
-        problem = Problem(ProblemKind.TYPE_CHANGED, "was a regular file, is now a directory")
-        errors = {**snapshot.errors, **dict.fromkeys(now_dirs, problem)}
-        snapshot = dataclasses.replace(snapshot, errors=errors)
-        report = compare(unsettled, snapshot, ignore_new=ignore_new)
-    return dataclasses.replace(
-        report,
-        verified=report.verified + settled,
-        ok=report.ok + settled,
-        new_files_checked=new_files,
-    )
 
 
 class _Expected:
