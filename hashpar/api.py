@@ -182,7 +182,7 @@ class ManifestFile:
         *,
         rest: CanonicalReader | None = None,
         stream: BinaryIO | None = None,
-        stamp: tuple[int, int, int] | None = None,
+        stamp: tuple[int, int] | None = None,
         max_bytes: int = MAX_MANIFEST_BYTES,
     ) -> None:
         self.name = name
@@ -193,20 +193,23 @@ class ManifestFile:
         self._rest = rest
         self._stream = stream
         self._stamp = stamp
-        """The file's size, mtime and ctime when it was opened, before a byte was read."""
+        """The file's size and mtime when it was opened, before a byte was read."""
         self._max_bytes = max_bytes
         self._unread = True
+        self._closed = False
 
     def read(self) -> Manifest:
         """The whole manifest, validated as :func:`load_manifest` validates it.
 
         Raises ManifestError, naming the file, as :func:`load_manifest` does; also if the
-        file changed between :func:`open_manifest` and the end of this read (its size,
-        modification or change time: a rewrite in place), since the entries could then
-        belong to another manifest than the header. ValueError if called again.
+        file changed between :func:`open_manifest` and the end of this read (its size or
+        modification time: a rewrite in place), since the entries could then belong to
+        another manifest than the header. ValueError if called again, or after close().
         """
         if not self._unread:
             raise ValueError(f"{self.name}: already read")
+        if self._closed:
+            raise ValueError(f"{self.name}: closed before it was read")
         self._unread = False
         try:
             return self._read()
@@ -237,6 +240,7 @@ class ManifestFile:
 
     def close(self) -> None:
         """Close the file (reading it closes it too)."""
+        self._closed = True
         if self._stream is not None:
             self._stream.close()
 
@@ -247,10 +251,15 @@ class ManifestFile:
         self.close()
 
 
-def _file_stamp(stream: BinaryIO, st: os.stat_result | None = None) -> tuple[int, int, int]:
-    """What a rewrite of the open file in place changes: its size, mtime and ctime."""
+def _file_stamp(stream: BinaryIO, st: os.stat_result | None = None) -> tuple[int, int]:
+    """What a rewrite of the open file in place changes: its size and mtime.
+
+    Not its ctime: renaming another file over it, a new hard link, ``chmod`` change that
+    too, and none of them changes what the open file reads (``hashpar make -o`` itself
+    replaces a manifest by a rename).
+    """
     st = os.fstat(stream.fileno()) if st is None else st
-    return st.st_size, st.st_mtime_ns, st.st_ctime_ns
+    return st.st_size, st.st_mtime_ns
 
 
 def open_manifest(path: str, *, max_bytes: int = MAX_MANIFEST_BYTES) -> ManifestFile:
