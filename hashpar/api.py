@@ -18,6 +18,7 @@ from hashpar.errors import ManifestError, UsageError
 from hashpar.events import ProgressCallback, ignore_progress
 from hashpar.manifest import CanonicalReader, decode_manifest
 from hashpar.models import Algorithm, FileEntry, Manifest, Problem, ProblemKind, Snapshot
+from hashpar.names import input_name
 from hashpar.scan import Scope, compile_patterns
 
 if TYPE_CHECKING:  # verify and diff import what they use: make does not pay for it
@@ -181,9 +182,7 @@ class ManifestFile:
         header: Manifest,
         *,
         rest: CanonicalReader | None = None,
-        stream: BinaryIO | None = None,
         stamp: tuple[int, int] | None = None,
-        max_bytes: int = MAX_MANIFEST_BYTES,
     ) -> None:
         self.name = name
         """How errors name the file: its path, or "standard input"."""
@@ -191,10 +190,9 @@ class ManifestFile:
         """The manifest's settings, and no entries."""
         self._whole: Manifest | None = header if rest is None else None
         self._rest = rest
-        self._stream = stream
+        """The canonical reader of the entries still to read (None: decoded whole)."""
         self._stamp = stamp
         """The file's size and mtime when it was opened, before a byte was read."""
-        self._max_bytes = max_bytes
         self._unread = True
         self._closed = False
 
@@ -220,13 +218,14 @@ class ManifestFile:
         whole, self._whole = self._whole, None
         if whole is not None:
             return whole
-        assert self._rest is not None and self._stream is not None  # by __init__
+        rest = self._rest
+        assert rest is not None  # by __init__: one of the two
         try:
-            manifest = self._rest.read()
+            manifest = rest.read()
             if manifest is None:
-                self._stream.seek(0)  # not in canonical form after all: decoded whole
-                data = _read_capped(self._stream, self.name, self._max_bytes)
-            changed = _file_stamp(self._stream) != self._stamp
+                rest.stream.seek(0)  # not in canonical form after all: decoded whole
+                data = _read_capped(rest.stream, self.name, rest.max_bytes)
+            changed = _file_stamp(rest.stream) != self._stamp
         except OSError as exc:
             raise _unreadable(self.name, exc) from None
         if changed:
@@ -241,8 +240,8 @@ class ManifestFile:
     def close(self) -> None:
         """Close the file (reading it closes it too)."""
         self._closed = True
-        if self._stream is not None:
-            self._stream.close()
+        if self._rest is not None:
+            self._rest.stream.close()
 
     def __enter__(self) -> ManifestFile:
         return self
@@ -272,7 +271,7 @@ def open_manifest(path: str, *, max_bytes: int = MAX_MANIFEST_BYTES) -> Manifest
     is rejected after its first chunk, so ``hashpar verify /dev/zero`` fails at once instead
     of reading forever.
     """
-    name = "standard input" if path == "-" else path
+    name = input_name(path)
     stream: BinaryIO | None = None
     try:
         if path == "-":
@@ -286,12 +285,7 @@ def open_manifest(path: str, *, max_bytes: int = MAX_MANIFEST_BYTES) -> Manifest
                 reader = CanonicalReader.open(stream, max_bytes)
                 if reader is not None:
                     opened = ManifestFile(
-                        name,
-                        reader.header,
-                        rest=reader,
-                        stream=stream,
-                        stamp=_file_stamp(stream, st),
-                        max_bytes=max_bytes,
+                        name, reader.header, rest=reader, stamp=_file_stamp(stream, st)
                     )
                     stream = None
                     return opened

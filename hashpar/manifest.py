@@ -380,8 +380,10 @@ class CanonicalReader:
     def __init__(
         self, stream: BinaryIO, max_bytes: int, head: bytes, buffer: bytearray, header: Manifest
     ) -> None:
-        self._stream = stream
-        self._max_bytes = max_bytes
+        self.stream = stream
+        """The file being read (the caller closes it)."""
+        self.max_bytes = max_bytes
+        """The most bytes it may have."""
         self._head = head
         self._buffer = buffer
         self.header = header
@@ -407,7 +409,7 @@ class CanonicalReader:
 
     def read(self) -> Manifest | None:
         """The whole manifest, or None if it is not canonical after all. Call it once."""
-        stream, max_bytes, buffer = self._stream, self._max_bytes, self._buffer
+        stream, max_bytes, buffer = self.stream, self.max_bytes, self._buffer
         self._buffer = bytearray()
         total = len(self._head) + len(buffer)
         files: dict[str, FileEntry] = {}

@@ -28,6 +28,7 @@ __all__ = [
     "BYTES_MARKER",
     "SAFE_PLAIN_PATH",
     "display_name",
+    "input_name",
     "key_for",
     "one_line",
     "path_for",
@@ -121,6 +122,11 @@ def display_name(path: str) -> str:
     if path.isprintable() and "\\" not in path:
         return path
     return "".join("\\\\" if char == "\\" else _shown(char) for char in path)
+
+
+def input_name(path: str) -> str:
+    """How a message names an input given on the command line: ``-`` is standard input."""
+    return "standard input" if path == "-" else path
 
 
 def one_line(text: str) -> str:

@@ -13,6 +13,7 @@ from hashpar.cli.output import diagnostic
 from hashpar.errors import ManifestError
 from hashpar.formats.records import ChecksumFormat
 from hashpar.kinds import Algorithm
+from hashpar.names import input_name
 
 if TYPE_CHECKING:
     from hashpar.formats import MalformedLine
@@ -77,7 +78,7 @@ def import_sums(
     from hashpar.formats import load_checksums as load
     from hashpar.manifest import write_manifest
 
-    name = _input_name(sums_file)
+    name = input_name(sums_file)
     with open_output(output) as out:
         try:
             parsed = load(sums_file, algorithm=algo, only=format, root=root)
@@ -111,10 +112,6 @@ def import_sums(
 
 def report_malformed(source: str, malformed: tuple[MalformedLine, ...]) -> None:
     """One stderr line per malformed line: ``hashpar: FILE:LINE: reason``."""
-    name = _input_name(source)
+    name = input_name(source)
     for line in malformed:
         diagnostic(f"hashpar: {name}:{line.line}: {line.message}")
-
-
-def _input_name(source: str) -> str:
-    return "standard input" if source == "-" else source

@@ -17,6 +17,7 @@ from hashpar.cli.cmd_import import AlgoOption, FormatOption, report_malformed
 from hashpar.cli.convert import ConvertingCommand
 from hashpar.errors import ManifestError, UsageError
 from hashpar.formats.records import ChecksumFormat
+from hashpar.names import input_name
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -128,7 +129,7 @@ def _decode(data: bytes, source: str) -> Manifest:
     try:
         return decode_manifest(data)
     except ManifestError as exc:
-        raise ManifestError(f"{'standard input' if source == '-' else source}: {exc}") from None
+        raise ManifestError(f"{input_name(source)}: {exc}") from None
 
 
 @app.command(cls=ConvertingCommand)
@@ -181,11 +182,7 @@ def verify(
 
     with open_output(None) as out, _early_pool(manifest, jobs) as pool:
         loaded = load_input(manifest, algo=algo, format=format, root=root, new_files=new_files)
-        opened = loaded.manifest if isinstance(loaded.manifest, ManifestFile) else None
-        with (
-            opened or contextlib.nullcontext(),  # closed even if never read
-            progress_display(not quiet, "verifying") as on_progress,
-        ):
+        with progress_display(not quiet, "verifying") as on_progress:
             try:
                 report = verify_tree(
                     loaded.manifest,
@@ -199,10 +196,9 @@ def verify(
                     consume=True,  # loaded for this run alone: no copy of its entries
                 )
             except ManifestError as exc:  # an entry unsafe for this tree: name the input
-                if opened:
-                    raise  # a manifest file's errors name it already
-                name = "standard input" if manifest == "-" else manifest
-                raise ManifestError(f"{name}: {exc}") from None
+                if isinstance(loaded.manifest, ManifestFile):
+                    raise  # a manifest file's errors name it already (and it is closed)
+                raise ManifestError(f"{input_name(manifest)}: {exc}") from None
         write_report(out, report, json_output=json_output, quiet=quiet, verb="verified")
     return EXIT_DIFFERENT if report.differs or loaded.malformed else EXIT_OK
 

@@ -20,7 +20,7 @@ from hashpar.formats import bagit
 from hashpar.formats.records import ChecksumFormat, ParsedChecksums, name_list
 from hashpar.formats.sums import parse_checksums
 from hashpar.models import Algorithm, FileEntry, Manifest, Snapshot
-from hashpar.names import display_name
+from hashpar.names import display_name, input_name
 
 __all__ = [
     "MAX_INPUT",
@@ -78,7 +78,7 @@ def parse_input(
     paths resolve in the current directory, as ``sha256sum -c`` resolves them. ``root``
     replaces either.
     """
-    source = "standard input" if path == "-" else path
+    source = input_name(path)
     name = os.path.basename(path)
     is_bag_manifest = name.startswith("manifest-") and name.endswith(".txt")
     if only is ChecksumFormat.BAGIT or (only is None and is_bag_manifest):
@@ -256,7 +256,7 @@ def read_input(path: str, *, manifest_ok: bool = False) -> bytes:
     first chunk :func:`looks_like_manifest` is not held to the line rule (JSON may be one
     line), and binary input stops after that chunk: the manifest decoder says what is wrong.
     """
-    name = "standard input" if path == "-" else path
+    name = input_name(path)
     try:
         if path == "-":
             return _read_lines(sys.stdin.buffer, name, manifest_ok)
