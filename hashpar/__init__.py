@@ -43,7 +43,7 @@ if TYPE_CHECKING:
     from hashpar.events import Progress, ProgressCallback
     from hashpar.kinds import Algorithm, ProblemKind, SpecialKind
     from hashpar.manifest import decode_manifest, encode_manifest, write_manifest
-    from hashpar.models import FileEntry, KeyOrdered, Manifest, Problem, Snapshot
+    from hashpar.models import FileEntry, FileTable, KeyOrdered, Manifest, Problem, Snapshot
 del TYPE_CHECKING
 
 # Where each public name lives. They are imported on first use (PEP 562), so that
@@ -76,6 +76,7 @@ _SOURCES = {
     "write_manifest": "hashpar.manifest",
     "Algorithm": "hashpar.kinds",
     "FileEntry": "hashpar.models",
+    "FileTable": "hashpar.models",
     "KeyOrdered": "hashpar.models",
     "Manifest": "hashpar.models",
     "Problem": "hashpar.models",
@@ -108,6 +109,7 @@ sys.modules[__name__].__class__ = _Package
 __all__ = [
     "Algorithm",
     "FileEntry",
+    "FileTable",
     "HashparError",
     "KeyOrdered",
     "Manifest",

@@ -30,8 +30,9 @@ import contextlib
 import itertools
 import os
 import signal
+from array import array
 from collections import deque
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, wait
 from dataclasses import dataclass
 from operator import itemgetter
@@ -40,9 +41,11 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from hashpar.errors import HashparError, WorkerCrashed
 from hashpar.events import Progress, ProgressCallback, ignore_progress
 from hashpar.hashing import Group, Task, TaskResult, run_task, worker_init
+from hashpar.kinds import DIGEST_BYTES, UNKNOWN
 from hashpar.models import (
     Algorithm,
     FileEntry,
+    FileTable,
     KeyOrdered,
     Problem,
     ProblemKind,
@@ -223,7 +226,10 @@ class _Run:
             [self.template._replace(scope=scope, dirs=[("", ancestry)])]
         )
         self.in_flight: dict[Future[TaskResult], Task] = {}
-        self.files: dict[str, FileEntry] = {}
+        self.paths: list[str] = []  # the files hashed, as FileTable's columns
+        self.digests = bytearray()
+        self.sizes = array("q")
+        self.mtimes = array("q")
         self.symlinks: dict[str, str] = {}
         self.skipped: dict[str, SpecialKind] = {}
         self.errors: dict[str, Problem] = {}
@@ -277,7 +283,7 @@ class _Run:
     def snapshot(self) -> Snapshot:
         """Everything found, each section in sorted key order."""
         return Snapshot(
-            files=KeyOrdered(self.files),
+            files=FileTable(self.paths, self.digests, self.sizes, self.mtimes),
             symlinks=KeyOrdered(self.symlinks),
             skipped=KeyOrdered(self.skipped),
             errors=KeyOrdered(self.errors),
@@ -306,14 +312,13 @@ class _Run:
 
     def _absorb(self, result: TaskResult) -> None:
         paths = result.path_list()
-        columns = zip(result.sizes, result.hex_digests(), result.mtimes, strict=True)
-        files = zip(paths, itertools.starmap(FileEntry, columns), strict=True)
-        if self.settle is None:
-            self.files.update(files)
+        if self.settle is None:  # the columns as they come: no object per file but its path
+            self.paths += paths
+            self.digests += result.digests
+            self.sizes += result.sizes
+            self.mtimes += result.mtimes
         else:
-            kept = [(path, entry) for path, entry in files if not self.settle(path, entry)]
-            self.settled += len(paths) - len(kept)
-            self.files.update(kept)
+            self._settle(paths, result)
         self.bytes_done += sum(result.sizes)
         listing = result.listing
         self.symlinks.update(listing.symlinks)
@@ -328,6 +333,24 @@ class _Run:
         self._queue_leftover(result.leftover, handled)
         self._queue_dirs(listing.subdirs)
         self._report()
+
+    def _settle(self, paths: list[str], result: TaskResult) -> None:
+        """Offer each file to ``settle`` as a FileEntry; keep the rows it does not take."""
+        assert self.settle is not None
+        settle = self.settle
+        mtimes: Iterable[int | None] = result.mtimes
+        if UNKNOWN in result.mtimes:
+            mtimes = [None if mtime == UNKNOWN else mtime for mtime in result.mtimes]
+        columns = zip(result.sizes, result.hex_digests(), mtimes, strict=True)
+        entries = itertools.starmap(FileEntry, columns)
+        kept = [row for row, entry in enumerate(entries) if not settle(paths[row], entry)]
+        self.settled += len(paths) - len(kept)
+        width = DIGEST_BYTES
+        for row in kept:
+            self.paths.append(paths[row])
+            self.digests += result.digests[row * width : (row + 1) * width]
+            self.sizes.append(result.sizes[row])
+            self.mtimes.append(result.mtimes[row])
 
     def _queue_leftover(self, groups: list[Group], handled: int) -> None:
         """Files listed but not hashed, in tasks of as many names as the task that handed
@@ -365,7 +388,7 @@ class _Run:
         self.on_progress(
             Progress(
                 files_found=self.found,
-                files_done=len(self.files) + self.settled + len(self.errors),
+                files_done=len(self.paths) + self.settled + len(self.errors),
                 bytes_done=self.bytes_done,
                 walk_done=self._walk_done(),
             )

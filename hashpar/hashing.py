@@ -28,13 +28,13 @@ import signal
 import stat
 import threading
 import time
+from array import array
 from collections import deque
-from collections.abc import Sequence
 from typing import NamedTuple, Protocol
 
 import blake3
 
-from hashpar.kinds import INT64_MAX, Algorithm, ProblemKind
+from hashpar.kinds import DIGEST_BYTES, INT64_MAX, UNKNOWN, Algorithm, ProblemKind
 from hashpar.scan import Ancestry, Listing, Scope, list_directory
 
 __all__ = [
@@ -48,8 +48,6 @@ __all__ = [
     "worker_init",
 ]
 
-DIGEST_BYTES = 32
-"""The size of a digest: BLAKE3's default output and SHA-256's are both 32 bytes."""
 _OPEN_FLAGS = os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0)
 _DIR_FLAGS = os.O_RDONLY | os.O_DIRECTORY | getattr(os, "O_CLOEXEC", 0)
 _KEPT = 16
@@ -100,17 +98,19 @@ class TaskResult(NamedTuple):
     The files hashed travel as four columns rather than a tuple per file: pickling one
     string and one bytes object instead of a path and a hex digest per file halves what
     crosses the pipe and leaves the parent's manager thread almost nothing to unpickle
-    (benchmarks/README.md, *Defaults*: small SHA-256 `-j 2` 0.708 -> 0.684 s).
+    (benchmarks/README.md, *Defaults*: small SHA-256 `-j 2` 0.708 -> 0.684 s). Sizes and
+    mtimes are arrays of 64-bit integers, the form the parent keeps them in
+    (:class:`hashpar.models.FileTable`): no int object is made for them on the way.
     """
 
     paths: str
     """Files hashed, joined by NUL (which no file name can hold); see :meth:`path_list`."""
     digests: bytes
     """Their raw digests, ``DIGEST_BYTES`` each, in the order of ``paths``."""
-    sizes: list[int]
-    """Their sizes: the bytes actually hashed."""
-    mtimes: Sequence[int | None]
-    """Their st_mtime_ns; None for one a manifest cannot record (kinds.INT64_MAX)."""
+    sizes: array[int]
+    """Their sizes: the bytes actually hashed (64-bit, as the parent keeps them)."""
+    mtimes: array[int]
+    """Their st_mtime_ns; kinds.UNKNOWN for one a manifest cannot record (INT64_MAX)."""
     problems: list[tuple[str, str, str]]
     """(path, ProblemKind value, message)."""
     listing: Listing
@@ -341,18 +341,18 @@ class _Work:
         return self.bytes_left <= 0 or self.files_left <= 0
 
     def result(self) -> TaskResult:
-        mtimes: Sequence[int | None] = self.mtimes
-        if self.mtimes and not -INT64_MAX <= min(self.mtimes) <= max(self.mtimes) <= INT64_MAX:
+        mtimes = self.mtimes
+        if mtimes and not -INT64_MAX <= min(mtimes) <= max(mtimes) <= INT64_MAX:
             # A file dated before 1677 or after 2262 (touch -d 2400-01-01 works on ext4):
             # its mtime is recorded as unknown, as an imported entry's is, so the manifest
             # stays one that hashpar and other JSON readers can read back. Verify never
             # compares mtimes. One min and max per task in C, so the common case costs nothing.
-            mtimes = [m if -INT64_MAX <= m <= INT64_MAX else None for m in self.mtimes]
+            mtimes = [m if -INT64_MAX <= m <= INT64_MAX else UNKNOWN for m in mtimes]
         return TaskResult(
             "\0".join(self.paths),
             bytes(self.digests),
-            self.sizes,
-            mtimes,
+            array("q", self.sizes),
+            array("q", mtimes),
             self.problems,
             self.listing,
             self.found,

@@ -28,10 +28,11 @@ import msgspec
 from msgspec import UNSET, UnsetType
 
 from hashpar.errors import ManifestError
-from hashpar.kinds import INT64_MAX
+from hashpar.kinds import DIGEST_BYTES, INT64_MAX, UNKNOWN
 from hashpar.models import (
     Algorithm,
     FileEntry,
+    FileTable,
     Manifest,
     Problem,
     ProblemKind,
@@ -190,6 +191,10 @@ def _write_section(
         stream.write(f'  "{name}": {{}}{closing[4:]}'.encode())
         return
     stream.write(f'  "{name}": {{\n'.encode())
+    if isinstance(entries, FileTable) and all(map(str.isascii, entries)):
+        _write_table(stream, entries)  # keys are the paths, and the table is in their order
+        stream.write(closing.encode())
+        return
     keys, values = _key_order(entries)
     for start in range(0, len(keys), _CHUNK):
         chunk = keys[start : start + _CHUNK]
@@ -202,6 +207,32 @@ def _write_section(
             stream.write(b",\n")
         stream.write(lines.encode())
     stream.write(closing.encode())
+
+
+def _write_table(stream: _Sink, table: FileTable) -> None:
+    """The lines of a FileTable's entries, from its columns ``_CHUNK`` rows a time.
+
+    No FileEntry is made: a chunk's digests are hexed in one call, and each line is one
+    f-string as in :func:`_plain_lines`. A chunk with a key that needs escaping or a size
+    or mtime not known goes through the general writer (the same bytes; tested).
+    """
+    for start in range(0, len(table), _CHUNK):
+        stop = min(start + _CHUNK, len(table))
+        keys, digests, sizes, mtimes = table.rows(start, stop)
+        if _NEEDS_ESCAPE.search("".join(keys)) is None and UNKNOWN not in sizes + mtimes:
+            hexes = digests.hex(" ", DIGEST_BYTES).split(" ")
+            lines = ",\n".join(
+                [
+                    f'    "{k}": {{"size": {size}, "mtime_ns": {mtime}, "digest": "{digest}"}}'
+                    for k, size, mtime, digest in zip(keys, sizes, mtimes, hexes, strict=True)
+                ]
+            )
+        else:
+            pairs = zip(keys, table.entries(start, stop), strict=True)
+            lines = ",\n".join([f"    {_string(key)}: {_file_json(entry)}" for key, entry in pairs])
+        if start:
+            stream.write(b",\n")
+        stream.write(lines.encode())
 
 
 def _plain_lines(keys: list[str], values: list[Any]) -> str | None:

@@ -6,17 +6,21 @@ as produced by ``os.fsdecode`` (see :mod:`hashpar.names` for how they are writte
 
 from __future__ import annotations
 
+import itertools
+from array import array
 from collections.abc import ItemsView, Iterator, Mapping, ValuesView
 from dataclasses import dataclass, field
+from operator import add, lt, ne
 from typing import TypeVar
 
 import msgspec
 
-from hashpar.kinds import Algorithm, ProblemKind, SpecialKind
+from hashpar.kinds import DIGEST_BYTES, UNKNOWN, Algorithm, ProblemKind, SpecialKind
 
 __all__ = [
     "Algorithm",
     "FileEntry",
+    "FileTable",
     "KeyOrdered",
     "Manifest",
     "Problem",
@@ -48,6 +52,148 @@ class FileEntry(msgspec.Struct, frozen=True, gc=False):
         """True when ``seen``, found on disk now, has the content this entry records: the
         same digest, and the same size where this entry records one (mtime is not compared)."""
         return self.digest == seen.digest and self.size in (None, seen.size)
+
+
+class FileTable(Mapping[str, FileEntry]):
+    """Files by path, held as four columns in path order: what a walk found.
+
+    A tree can hold millions of files, and the parent of the workers holds them all until
+    the manifest is written. As a dict of FileEntry each costs 378 bytes (the path, a hex
+    digest of 128, the entry, two ints, a dict slot); here 136 (the path and its list slot,
+    then 48 bytes of columns: the raw digest, the size, the mtime), and taking in a
+    worker's result is a few copies in C instead of four objects per file
+    (benchmarks/README.md, *Defaults*).
+
+    A read-only Mapping like any other: iteration is in path order, and each entry read is
+    a FileEntry made on demand. A lookup by path builds an index the first time (about 74
+    bytes per file); iteration, ``values()`` and ``items()`` need none. The manifest writer
+    reads the columns directly (:meth:`rows`).
+    """
+
+    __slots__ = ("_digests", "_index", "_mtimes", "_paths", "_sizes")
+
+    def __init__(
+        self,
+        paths: list[str],
+        digests: bytes | bytearray,
+        sizes: array[int],
+        mtimes: array[int],
+    ) -> None:
+        """The files ``paths[i]`` with digest ``digests[32*i : 32*(i+1)]``, ``sizes[i]`` and
+        ``mtimes[i]`` (kinds.UNKNOWN where not known), in any order; paths must be unique.
+        The columns are copied into path order; the arguments are not kept."""
+        count = len(paths)
+        if len(digests) != count * DIGEST_BYTES or not len(sizes) == len(mtimes) == count:
+            raise ValueError("FileTable: the columns differ in length")
+        if sizes.typecode != "q" or mtimes.typecode != "q":
+            raise ValueError("FileTable: sizes and mtimes must be array('q')")
+        if sizes and min(sizes) < 0 and any(size < 0 and size != UNKNOWN for size in sizes):
+            raise ValueError("FileTable: a size is negative")
+        self._paths: list[str] = []
+        joined = bytearray()
+        self._sizes = array("q")
+        self._mtimes = array("q")
+        for row, stop in _runs_in_order(paths):  # a walk's results come in a few long runs
+            self._paths += paths[row:stop]
+            joined += digests[row * DIGEST_BYTES : stop * DIGEST_BYTES]
+            self._sizes += sizes[row:stop]
+            self._mtimes += mtimes[row:stop]
+        if not all(map(lt, self._paths, itertools.islice(self._paths, 1, None))):
+            raise ValueError("FileTable: a path is given twice")
+        self._digests = bytes(joined)
+        self._index: dict[str, int] | None = None
+
+    def rows(self, start: int, stop: int) -> tuple[list[str], bytes, array[int], array[int]]:
+        """Rows ``start`` to ``stop`` (in path order) as columns: the paths, the raw digests
+        joined, the sizes and the mtimes (kinds.UNKNOWN where not known)."""
+        return (
+            self._paths[start:stop],
+            self._digests[start * DIGEST_BYTES : stop * DIGEST_BYTES],
+            self._sizes[start:stop],
+            self._mtimes[start:stop],
+        )
+
+    def entries(self, start: int, stop: int) -> Iterator[FileEntry]:
+        """The entries of rows ``start`` to ``stop``, in path order."""
+        return map(self._entry, range(start, min(stop, len(self._paths))))
+
+    def _entry(self, row: int) -> FileEntry:
+        size, mtime = self._sizes[row], self._mtimes[row]
+        return FileEntry(
+            None if size == UNKNOWN else size,
+            self._digests[row * DIGEST_BYTES : (row + 1) * DIGEST_BYTES].hex(),
+            None if mtime == UNKNOWN else mtime,
+        )
+
+    def _row(self, key: object) -> int | None:
+        if self._index is None:
+            self._index = dict(zip(self._paths, range(len(self._paths)), strict=True))
+        return self._index.get(key) if isinstance(key, str) else None
+
+    def __getitem__(self, key: str) -> FileEntry:
+        row = self._row(key)
+        if row is None:
+            raise KeyError(key)
+        return self._entry(row)
+
+    def __contains__(self, key: object) -> bool:
+        return self._row(key) is not None
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._paths)
+
+    def __len__(self) -> int:
+        return len(self._paths)
+
+    def items(self) -> ItemsView[str, FileEntry]:
+        """(path, entry) pairs in path order, without the index."""
+        return _TableItems(self)
+
+    def values(self) -> ValuesView[FileEntry]:
+        """Entries in path order, without the index."""
+        return _TableValues(self)
+
+    def __repr__(self) -> str:
+        return f"FileTable({dict(self.items())!r})"
+
+
+def _runs_in_order(paths: list[str]) -> Iterator[tuple[int, int]]:
+    """The rows of ``paths`` in sorted order, as (first, stop) stretches of rows that are
+    already consecutive.
+
+    What a walk found arrives a task's results at a time, each in directory order, so the
+    sorted order is a few long stretches (123 for the 100,000 files of the benchmark's small
+    tree): copying each as one slice per column is what makes sorting a table cheap (11-14
+    ms there, against 42-45 ms for a copy per row; benchmarks/README.md, *Defaults*). Found
+    in C: a sort of the row numbers by path, then the positions where the next row is not
+    the one after.
+    """
+    order = sorted(range(len(paths)), key=paths.__getitem__)
+    after = map(add, order, itertools.repeat(1))
+    breaks = itertools.compress(
+        range(1, len(order)), map(ne, itertools.islice(order, 1, None), after)
+    )
+    first = 0
+    for position in itertools.chain(breaks, [len(order)]):
+        if position:
+            yield order[first], order[first] + position - first
+        first = position
+
+
+class _TableItems(ItemsView[str, FileEntry]):
+    _mapping: FileTable
+
+    def __iter__(self) -> Iterator[tuple[str, FileEntry]]:
+        table = self._mapping
+        return zip(table, table.entries(0, len(table)), strict=True)
+
+
+class _TableValues(ValuesView[FileEntry]):
+    _mapping: FileTable
+
+    def __iter__(self) -> Iterator[FileEntry]:
+        table = self._mapping
+        return table.entries(0, len(table))
 
 
 @dataclass(frozen=True, slots=True)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+from array import array
 from collections.abc import Callable
 from concurrent.futures import Executor, Future
 from pathlib import Path
@@ -232,4 +233,4 @@ def test_a_task_that_hashed_nothing_has_empty_columns(tmp_path: Path) -> None:
     (tmp_path / "only-a-dir").mkdir()
     result = run_task(new_task(Scope(root=str(tmp_path)), "sha256")._replace(dirs=[("", ())]))
     assert (result.path_list(), result.hex_digests()) == ([], [])
-    assert (result.digests, result.sizes, result.mtimes) == (b"", [], [])
+    assert (result.digests, result.sizes, result.mtimes) == (b"", array("q"), array("q"))

@@ -328,3 +328,12 @@ def test_an_mtime_a_manifest_cannot_hold_is_recorded_as_unknown(tmp_path: Path, 
     assert load_manifest(path) == manifest
     report = verify_tree(load_manifest(path))
     assert (report.ok, report.differs) == (2, False)
+    # Kept by verify (not settled): a changed file and a moved one, with the unknown mtime.
+    (root / "future").write_bytes(b"changed in the future")
+    os.utime(root / "future", ns=(future, future))
+    os.rename(root / "now", root / "later")
+    report = verify_tree(load_manifest(path), jobs=jobs)
+    assert (report.modified, [(m.source, m.target) for m in report.moved]) == (
+        ("future",),
+        [("now", "later")],
+    )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+from array import array
 from collections.abc import Mapping
 from dataclasses import replace
 from random import Random
@@ -15,6 +16,7 @@ from hypothesis import strategies as st
 from hashpar import (
     Algorithm,
     FileEntry,
+    FileTable,
     KeyOrdered,
     Manifest,
     ManifestError,
@@ -25,6 +27,7 @@ from hashpar import (
     decode_manifest,
     encode_manifest,
 )
+from hashpar.kinds import UNKNOWN
 from hashpar.names import unsafe_reason
 
 component = st.binary(min_size=1, max_size=8).filter(
@@ -169,30 +172,37 @@ _SEGMENT = st.text(alphabet='ab"\\\n\x01é/', min_size=1, max_size=4).filter(
         ),
         max_size=8,
     ),
-    ordered=st.booleans(),
+    form=st.sampled_from(["dict", "ordered", "table"]),
     chunk=st.integers(1, 3),
 )
 def test_the_fast_files_writer_writes_what_the_general_one_does(
-    files: dict[str, tuple[int | None, str, int | None]], ordered: bool, chunk: int
+    files: dict[str, tuple[int | None, str, int | None]], form: str, chunk: int
 ) -> None:
-    """The files section has a fast path for chunks of common entries, and a walk without
-    key_for for all-ASCII sorted paths; the bytes are the same either way, whatever mix of
-    chunks, orders and names."""
+    """The files section has a fast path for chunks of common entries, one for a FileTable's
+    columns, and a walk without key_for for all-ASCII sorted paths; the bytes are the same
+    either way, whatever mix of chunks, orders and names."""
     import hashpar.manifest
 
     entries = {p: FileEntry(*e) for p, e in files.items()}
-    mapping = KeyOrdered(entries) if ordered else entries
-    manifest = Manifest(
-        algorithm=Algorithm.BLAKE3,
-        root="/r",
-        created="c",
-        generator="g",
-        snapshot=Snapshot(files=mapping),
-    )
+    mapping: Mapping[str, FileEntry] = entries
+    if form == "ordered":
+        mapping = KeyOrdered(entries)
+    elif form == "table":
+        mapping = FileTable(
+            list(entries),
+            b"".join(bytes.fromhex(e.digest) for e in entries.values()),
+            array("q", [UNKNOWN if e.size is None else e.size for e in entries.values()]),
+            array("q", [UNKNOWN if e.mtime_ns is None else e.mtime_ns for e in entries.values()]),
+        )
+
+    def manifest(files: Mapping[str, FileEntry]) -> Manifest:
+        snapshot = Snapshot(files=files)
+        return Manifest(Algorithm.BLAKE3, "/r", "c", "g", snapshot)
+
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(hashpar.manifest, "_CHUNK", chunk)
-        fast = encode_manifest(manifest)
+        fast = encode_manifest(manifest(mapping))
         patch.setattr(hashpar.manifest, "_plain_lines", lambda keys, values: None)
         patch.setattr(hashpar.manifest, "_ascii_in_order", lambda entries: False)
-        general = encode_manifest(manifest)
+        general = encode_manifest(manifest(entries))
     assert fast == general

@@ -1,16 +1,19 @@
-"""Value types: KeyOrdered reads a dict in sorted key order without copying it; FileEntry."""
+"""Value types: KeyOrdered reads a dict in sorted key order without copying it; FileTable
+holds files as columns in path order; FileEntry."""
 
 from __future__ import annotations
 
 import gc
 import pickle
+from array import array
 
 import msgspec
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from hashpar import FileEntry, KeyOrdered
+from hashpar import FileEntry, FileTable, KeyOrdered
+from hashpar.kinds import DIGEST_BYTES, INT64_MAX, UNKNOWN
 
 
 @given(st.dictionaries(st.text(), st.integers()))
@@ -35,3 +38,67 @@ def test_file_entry_is_an_immutable_value_the_collector_never_walks() -> None:
         entry.size = 4  # type: ignore[misc]
     assert not gc.is_tracked(entry)  # a million of them never slow a collection down
     assert pickle.loads(pickle.dumps(entry)) == entry
+
+
+def _table(rows: dict[str, FileEntry]) -> FileTable:
+    """A FileTable of ``rows`` given in their dict order (None as kinds.UNKNOWN)."""
+    paths = list(rows)
+    digests = b"".join(bytes.fromhex(entry.digest) for entry in rows.values())
+    sizes = array("q", [UNKNOWN if e.size is None else e.size for e in rows.values()])
+    mtimes = array("q", [UNKNOWN if e.mtime_ns is None else e.mtime_ns for e in rows.values()])
+    return FileTable(paths, digests, sizes, mtimes)
+
+
+_ENTRIES = st.builds(
+    FileEntry,
+    st.none() | st.integers(0, INT64_MAX),
+    st.binary(min_size=DIGEST_BYTES, max_size=DIGEST_BYTES).map(bytes.hex),
+    st.none() | st.integers(-INT64_MAX, INT64_MAX),
+)
+
+
+@given(st.dictionaries(st.text(), _ENTRIES, max_size=60))
+def test_file_table_is_the_same_mapping_in_sorted_order(data: dict[str, FileEntry]) -> None:
+    table = _table(data)
+    assert list(table) == sorted(data)
+    assert list(table.items()) == sorted(data.items())
+    assert list(table.values()) == [entry for _, entry in sorted(data.items())]
+    assert table == data and len(table) == len(data)
+    assert all(path in table and table[path] == entry for path, entry in data.items())
+    assert table.get("\0absent") is None and 3 not in table  # type: ignore[comparison-overlap]
+    if data:
+        paths, digests, sizes, mtimes = table.rows(0, len(table))
+        assert paths == sorted(data) and len(digests) == DIGEST_BYTES * len(data)
+        assert len(sizes) == len(mtimes) == len(data)
+        assert list(table.entries(1, 3)) == list(table.values())[1:3]
+
+
+def test_file_table_copies_runs_of_rows_into_path_order() -> None:
+    # Three runs as a walk's results arrive: each sorted, interleaved with one another.
+    paths = ["b/1", "b/2", "b/3", "a/1", "a/2", "c", "b/0", "a/3"]
+    entries = {p: FileEntry(i, f"{i:02x}" * DIGEST_BYTES, -i) for i, p in enumerate(paths)}
+    table = _table(entries)
+    assert list(table.items()) == sorted(entries.items())
+    assert table["b/0"] == FileEntry(6, "06" * DIGEST_BYTES, -6)
+
+
+def test_a_file_table_refuses_columns_that_do_not_make_a_mapping() -> None:
+    one = array("q", [1])
+    with pytest.raises(ValueError, match="differ in length"):
+        FileTable(["a"], b"\0" * (DIGEST_BYTES - 1), one, one)
+    with pytest.raises(ValueError, match="differ in length"):
+        FileTable(["a", "b"], b"\0" * DIGEST_BYTES * 2, one, one)
+    with pytest.raises(ValueError, match="given twice"):
+        FileTable(["a", "a"], b"\0" * DIGEST_BYTES * 2, one * 2, one * 2)
+    with pytest.raises(ValueError, match="array"):
+        FileTable(["a"], b"\0" * DIGEST_BYTES, array("l", [1]), one)
+    with pytest.raises(ValueError, match="negative"):
+        FileTable(["a"], b"\0" * DIGEST_BYTES, array("q", [-1]), one)
+
+
+def test_a_file_table_keeps_none_of_its_arguments() -> None:
+    paths, digests, sizes = ["a"], bytearray(DIGEST_BYTES), array("q", [5])
+    table = FileTable(paths, digests, sizes, array("q", [UNKNOWN]))
+    paths[0], digests[0], sizes[0] = "z", 255, 6
+    assert dict(table) == {"a": FileEntry(5, "00" * DIGEST_BYTES, None)}
+    assert pickle.loads(pickle.dumps(table)) == table
