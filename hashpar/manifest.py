@@ -39,7 +39,7 @@ from hashpar.models import (
     Snapshot,
     SpecialKind,
 )
-from hashpar.names import SAFE_PLAIN_PATH, key_for, path_for, unsafe_reason
+from hashpar.names import SAFE_PLAIN_PATH, key_for, path_for, unsafe_reason, utf8_text
 from hashpar.scan import compile_patterns
 
 __all__ = [
@@ -179,7 +179,7 @@ def _skipped_json(kind: SpecialKind) -> str:
 
 
 def _error_json(problem: Problem) -> str:
-    return f'{{"kind": "{problem.kind}", "message": {_string(problem.message)}}}'
+    return f'{{"kind": "{problem.kind}", "message": {_string(utf8_text(problem.message))}}}'
 
 
 def _write_section(

@@ -33,6 +33,7 @@ __all__ = [
     "one_line",
     "path_for",
     "unsafe_reason",
+    "utf8_text",
 ]
 
 BYTES_MARKER = "\0"
@@ -127,6 +128,16 @@ def display_name(path: str) -> str:
 def input_name(path: str) -> str:
     """How a message names an input given on the command line: ``-`` is standard input."""
     return "standard input" if path == "-" else path
+
+
+def utf8_text(message: str) -> str:
+    """A message as valid UTF-8, which JSON needs: a byte of a name that is not valid UTF-8
+    (a lone surrogate from ``os.fsdecode``) becomes ``\\xNN``; anything else is kept."""
+    try:
+        message.encode("utf-8")
+    except UnicodeEncodeError:
+        return message.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
+    return message
 
 
 def one_line(text: str) -> str:

@@ -218,6 +218,29 @@ def test_a_root_and_an_exclude_that_are_not_utf8_are_written_and_read_back(
     assert b"1 entry verified: 1 ok" in checked.stdout
 
 
+def test_an_error_message_that_names_a_file_not_utf8_is_written_with_escapes(
+    tmp_path: Path,
+) -> None:
+    """A symlink loop's message quotes the link's target. Found by review (session 8): a
+    target that is not UTF-8 ended make with a traceback (exit 1) as the manifest was
+    written; and the message on stderr showed the raw surrogate (``\\udcff``)."""
+    root = tmp_path / "t"
+    (root / os.fsdecode(b"\xff")).mkdir(parents=True)
+    (root / os.fsdecode(b"\xff") / "loop").symlink_to(os.fsdecode(b"../\xff"))
+    out = tmp_path / "m.json"
+    made = run_hashpar("make", "--follow-symlinks", root, "-o", out)
+    assert made.returncode == 1
+    assert (
+        made.stderr == b"hashpar: \\xff/loop: leads back to an ancestor (../\\xff) (symlink-loop)\n"
+    )
+    errors = json.loads(out.read_bytes())["errors"]
+    assert errors == {
+        "\0\\xff/loop": {"kind": "symlink-loop", "message": "leads back to an ancestor (../\\xff)"}
+    }
+    checked = run_hashpar("verify", out)
+    assert checked.returncode == 1 and b"leads back to an ancestor (../\\xff)" in checked.stdout
+
+
 def test_o_through_a_symlink_replaces_the_file_it_leads_to(tmp_path: Path) -> None:
     (tmp_path / "t").mkdir()
     (tmp_path / "t" / "a").write_bytes(b"a")

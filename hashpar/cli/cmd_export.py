@@ -84,7 +84,7 @@ def _report_left_out(manifest: Manifest) -> int:
     for path, problem in snapshot.errors.items():
         diagnostic(
             f"hashpar: {display_name(path)}: not exported: the manifest has no digest "
-            f"({problem.kind}: {problem.message})",
+            f"({problem.kind}: {display_name(problem.message)})",
         )
     if snapshot.symlinks or snapshot.skipped:
         diagnostic(

@@ -76,4 +76,5 @@ def report_problems(snapshot: Snapshot) -> None:
     from hashpar.names import display_name
 
     for path, problem in snapshot.errors.items():
-        diagnostic(f"hashpar: {display_name(path)}: {problem.message} ({problem.kind})")
+        message = display_name(problem.message)
+        diagnostic(f"hashpar: {display_name(path)}: {message} ({problem.kind})")

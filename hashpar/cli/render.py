@@ -32,7 +32,7 @@ from typing import Any
 import msgspec
 
 from hashpar.compare import Report
-from hashpar.names import display_name, key_for
+from hashpar.names import display_name, key_for, utf8_text
 
 __all__ = ["human_lines", "report_json", "summary_line"]
 
@@ -69,15 +69,6 @@ def human_lines(report: Report, *, quiet: bool = False, verb: str = "verified") 
         yield summary_line(report, verb)
 
 
-def _text(message: str) -> str:
-    """A message as valid UTF-8: an undecodable byte from a name becomes ``\\xNN``."""
-    try:
-        message.encode("utf-8")
-    except UnicodeEncodeError:
-        return message.encode("utf-8", "surrogateescape").decode("utf-8", "backslashreplace")
-    return message
-
-
 def report_json(report: Report) -> bytes:
     """The JSON object described in the module docstring, with a trailing newline."""
     document: dict[str, Any] = {
@@ -97,7 +88,7 @@ def report_json(report: Report) -> bytes:
         "new": [key_for(p) for p in report.new],
         "moved": [{"from": key_for(m.source), "to": key_for(m.target)} for m in report.moved],
         "errors": [
-            {"path": key_for(path), "error": _text(problem.message), "kind": str(problem.kind)}
+            {"path": key_for(path), "error": utf8_text(problem.message), "kind": str(problem.kind)}
             for path, problem in report.errors.items()
         ],
     }
