@@ -510,7 +510,8 @@ class _Expected:
         files = expected.snapshot.files
         owned = owned or expected is not manifest  # _without made new dicts
         self.listed_files = len(files)
-        self.pending = files if owned and type(files) is dict else dict(files)
+        # A copy made from items(): a FileTable (make's) then needs no index by path.
+        self.pending = files if owned and type(files) is dict else dict(files.items())
 
     def named(self, check: Callable[[Snapshot], None]) -> None:
         """Run ``check`` on the entries; its ManifestError names the file, if one was read."""

@@ -82,11 +82,17 @@ class FileTable(Mapping[str, FileEntry]):
         """The files ``paths[i]`` with digest ``digests[32*i : 32*(i+1)]``, ``sizes[i]`` and
         ``mtimes[i]`` (kinds.UNKNOWN where not known), in any order; paths must be unique.
         The columns are copied into path order; the arguments are not kept."""
+        if not all(map(isinstance, paths, itertools.repeat(str))):
+            raise TypeError("FileTable: paths must be str")
+        if not isinstance(digests, bytes | bytearray):
+            raise TypeError("FileTable: digests must be bytes")
+        if not all(
+            isinstance(column, array) and column.typecode == "q" for column in (sizes, mtimes)
+        ):
+            raise TypeError("FileTable: sizes and mtimes must be array('q')")
         count = len(paths)
         if len(digests) != count * DIGEST_BYTES or not len(sizes) == len(mtimes) == count:
             raise ValueError("FileTable: the columns differ in length")
-        if sizes.typecode != "q" or mtimes.typecode != "q":
-            raise ValueError("FileTable: sizes and mtimes must be array('q')")
         if sizes and min(sizes) < 0 and any(size < 0 and size != UNKNOWN for size in sizes):
             raise ValueError("FileTable: a size is negative")
         self._paths: list[str] = []
@@ -101,11 +107,12 @@ class FileTable(Mapping[str, FileEntry]):
         if not all(map(lt, self._paths, itertools.islice(self._paths, 1, None))):
             raise ValueError("FileTable: a path is given twice")
         self._digests = bytes(joined)
-        self._index: dict[str, int] | None = None
+        self._index: dict[object, int] | None = None
 
     def rows(self, start: int, stop: int) -> tuple[list[str], bytes, array[int], array[int]]:
-        """Rows ``start`` to ``stop`` (in path order) as columns: the paths, the raw digests
-        joined, the sizes and the mtimes (kinds.UNKNOWN where not known)."""
+        """Rows ``start`` to ``stop`` (in path order, ``0 <= start``) as columns: the paths,
+        the raw digests joined, the sizes and the mtimes (kinds.UNKNOWN where not known)."""
+        _check_start(start)
         return (
             self._paths[start:stop],
             self._digests[start * DIGEST_BYTES : stop * DIGEST_BYTES],
@@ -114,7 +121,8 @@ class FileTable(Mapping[str, FileEntry]):
         )
 
     def entries(self, start: int, stop: int) -> Iterator[FileEntry]:
-        """The entries of rows ``start`` to ``stop``, in path order."""
+        """The entries of rows ``start`` to ``stop``, in path order (``0 <= start``)."""
+        _check_start(start)
         return map(self._entry, range(start, min(stop, len(self._paths))))
 
     def _entry(self, row: int) -> FileEntry:
@@ -128,7 +136,7 @@ class FileTable(Mapping[str, FileEntry]):
     def _row(self, key: object) -> int | None:
         if self._index is None:
             self._index = dict(zip(self._paths, range(len(self._paths)), strict=True))
-        return self._index.get(key) if isinstance(key, str) else None
+        return self._index.get(key)  # an unhashable key: TypeError, as from a dict
 
     def __getitem__(self, key: str) -> FileEntry:
         row = self._row(key)
@@ -155,6 +163,11 @@ class FileTable(Mapping[str, FileEntry]):
 
     def __repr__(self) -> str:
         return f"FileTable({dict(self.items())!r})"
+
+
+def _check_start(start: int) -> None:
+    if start < 0:
+        raise ValueError(f"FileTable: rows start at 0, not {start}")
 
 
 def _runs_in_order(paths: list[str]) -> Iterator[tuple[int, int]]:

@@ -90,10 +90,29 @@ def test_a_file_table_refuses_columns_that_do_not_make_a_mapping() -> None:
         FileTable(["a", "b"], b"\0" * DIGEST_BYTES * 2, one, one)
     with pytest.raises(ValueError, match="given twice"):
         FileTable(["a", "a"], b"\0" * DIGEST_BYTES * 2, one * 2, one * 2)
-    with pytest.raises(ValueError, match="array"):
-        FileTable(["a"], b"\0" * DIGEST_BYTES, array("l", [1]), one)
     with pytest.raises(ValueError, match="negative"):
         FileTable(["a"], b"\0" * DIGEST_BYTES, array("q", [-1]), one)
+    # Found by review (session 8): keys it iterated but could not look up, unclear errors.
+    with pytest.raises(TypeError, match="array"):
+        FileTable(["a"], b"\0" * DIGEST_BYTES, array("l", [1]), one)
+    with pytest.raises(TypeError, match="array"):
+        FileTable(["a"], b"\0" * DIGEST_BYTES, [1], one)  # type: ignore[arg-type]
+    with pytest.raises(TypeError, match="paths must be str"):
+        FileTable([b"a"], b"\0" * DIGEST_BYTES, one, one)  # type: ignore[list-item]
+    with pytest.raises(TypeError, match="digests must be bytes"):
+        FileTable(["a"], "0" * DIGEST_BYTES, one, one)  # type: ignore[arg-type]
+
+
+def test_a_file_table_looks_up_and_slices_as_a_dict_and_a_list_would() -> None:
+    table = FileTable(["a"], b"\0" * DIGEST_BYTES, array("q", [1]), array("q", [2]))
+    with pytest.raises(TypeError, match="unhashable"):
+        [] in table  # noqa: B015
+    with pytest.raises(ValueError, match="start at 0"):
+        table.entries(-1, 1)
+    with pytest.raises(ValueError, match="start at 0"):
+        table.rows(-1, 1)
+    assert list(table.entries(0, 5)) == [FileEntry(1, "00" * DIGEST_BYTES, 2)]
+    assert table.rows(1, 5) == ([], b"", array("q"), array("q"))
 
 
 def test_a_file_table_keeps_none_of_its_arguments() -> None:

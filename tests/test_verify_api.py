@@ -455,3 +455,17 @@ def test_a_manifest_file_closed_before_it_is_read_cannot_be_read(
     opened.close()
     with pytest.raises(ValueError, match="closed before it was read"):
         opened.read()
+
+
+def test_verifying_a_made_manifest_copies_its_entries_without_indexing_them(
+    tmp_path: Path,
+) -> None:
+    """make's files are a FileTable; verify's copy of them is made by iterating it, so the
+    table never builds its index by path (about 70 bytes per file, kept for the manifest's
+    lifetime). Found by review (session 8): the copy was made through lookups."""
+    root = build_tree(tmp_path / "t", {f"f{i}": b"%d" % i for i in range(50)})
+    made = make_manifest(root, jobs=1)
+    assert isinstance(made.files, hashpar.FileTable)
+    report = verify_tree(made, jobs=1)
+    assert (report.ok, report.differs) == (50, False)
+    assert made.files._index is None
