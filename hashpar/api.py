@@ -510,8 +510,10 @@ class _Expected:
         files = expected.snapshot.files
         owned = owned or expected is not manifest  # _without made new dicts
         self.listed_files = len(files)
-        # A copy made from items(): a FileTable (make's) then needs no index by path.
-        self.pending = files if owned and type(files) is dict else dict(files.items())
+        if type(files) is dict:
+            self.pending = files if owned else files.copy()
+        else:  # a FileTable (make's): copied from items(), so it builds no index by path
+            self.pending = dict(files.items())
 
     def named(self, check: Callable[[Snapshot], None]) -> None:
         """Run ``check`` on the entries; its ManifestError names the file, if one was read."""

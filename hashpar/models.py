@@ -110,9 +110,9 @@ class FileTable(Mapping[str, FileEntry]):
         self._index: dict[object, int] | None = None
 
     def rows(self, start: int, stop: int) -> tuple[list[str], bytes, array[int], array[int]]:
-        """Rows ``start`` to ``stop`` (in path order, ``0 <= start``) as columns: the paths,
+        """Rows ``start`` to ``stop`` (in path order, both ``>= 0``) as columns: the paths,
         the raw digests joined, the sizes and the mtimes (kinds.UNKNOWN where not known)."""
-        _check_start(start)
+        _check_rows(start, stop)
         return (
             self._paths[start:stop],
             self._digests[start * DIGEST_BYTES : stop * DIGEST_BYTES],
@@ -121,8 +121,8 @@ class FileTable(Mapping[str, FileEntry]):
         )
 
     def entries(self, start: int, stop: int) -> Iterator[FileEntry]:
-        """The entries of rows ``start`` to ``stop``, in path order (``0 <= start``)."""
-        _check_start(start)
+        """The entries of rows ``start`` to ``stop`` (both ``>= 0``), in path order."""
+        _check_rows(start, stop)
         return map(self._entry, range(start, min(stop, len(self._paths))))
 
     def _entry(self, row: int) -> FileEntry:
@@ -165,9 +165,9 @@ class FileTable(Mapping[str, FileEntry]):
         return f"FileTable({dict(self.items())!r})"
 
 
-def _check_start(start: int) -> None:
-    if start < 0:
-        raise ValueError(f"FileTable: rows start at 0, not {start}")
+def _check_rows(start: int, stop: int) -> None:
+    if start < 0 or stop < 0:  # a negative index would count from the end, as in a list
+        raise ValueError(f"FileTable: rows are numbered from 0, not {start} to {stop}")
 
 
 def _runs_in_order(paths: list[str]) -> Iterator[tuple[int, int]]:

@@ -132,7 +132,11 @@ def input_name(path: str) -> str:
 
 def utf8_text(message: str) -> str:
     """A message as valid UTF-8, which JSON needs: a byte of a name that is not valid UTF-8
-    (a lone surrogate from ``os.fsdecode``) becomes ``\\xNN``; anything else is kept."""
+    (a lone surrogate from ``os.fsdecode``) becomes ``\\xNN``; anything else is kept.
+
+    A message is for people, not parsed back: a backslash already in it is left as it is,
+    so a stored ``\\xff`` may have been either (a path is written unambiguously, as its
+    key: :func:`key_for`)."""
     try:
         message.encode("utf-8")
     except UnicodeEncodeError:

@@ -219,6 +219,22 @@ def test_export_bag_refuses_when_the_bag_would_be_invalid(
 # -- import -----------------------------------------------------------------------------------
 
 
+def test_import_names_its_root_escaped_in_its_note(tmp_path: Path) -> None:
+    """Found by review (session 8): the note printed the root raw, so a root named with an
+    escape sequence and a new line could colour the terminal and forge a line."""
+    root = tmp_path / "r\x1b[31m\nx"
+    build_tree(root, {"a.txt": b"hello\n"})
+    (tmp_path / "SHA256SUMS").write_text(f"{HELLO}  ./a.txt\n{WORLD}  gone.txt\n")
+    result = run_hashpar("import", tmp_path / "SHA256SUMS", "--root", root)
+    shown = f"{tmp_path}/r\\x1b[31m\\nx"
+    expect(
+        result,
+        0,
+        None,
+        f"hashpar: note: 1 of 2 file(s) are not under {shown}: their sizes are left out\n",
+    )
+
+
 def test_import_fills_sizes_from_the_tree_where_files_exist(tmp_path: Path) -> None:
     build_tree(tmp_path / "t", {"a.txt": b"hello\n"})
     (tmp_path / "SHA256SUMS").write_text(f"{HELLO}  ./a.txt\n{WORLD}  gone.txt\n")

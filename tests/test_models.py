@@ -107,10 +107,11 @@ def test_a_file_table_looks_up_and_slices_as_a_dict_and_a_list_would() -> None:
     table = FileTable(["a"], b"\0" * DIGEST_BYTES, array("q", [1]), array("q", [2]))
     with pytest.raises(TypeError, match="unhashable"):
         [] in table  # noqa: B015
-    with pytest.raises(ValueError, match="start at 0"):
-        table.entries(-1, 1)
-    with pytest.raises(ValueError, match="start at 0"):
-        table.rows(-1, 1)
+    for start, stop in ((-1, 1), (0, -1)):  # found by review (session 8): they wrapped around
+        with pytest.raises(ValueError, match="numbered from 0"):
+            table.entries(start, stop)
+        with pytest.raises(ValueError, match="numbered from 0"):
+            table.rows(start, stop)
     assert list(table.entries(0, 5)) == [FileEntry(1, "00" * DIGEST_BYTES, 2)]
     assert table.rows(1, 5) == ([], b"", array("q"), array("q"))
 

@@ -13,7 +13,7 @@ from hashpar.cli.output import diagnostic
 from hashpar.errors import ManifestError
 from hashpar.formats.records import ChecksumFormat
 from hashpar.kinds import Algorithm
-from hashpar.names import input_name
+from hashpar.names import display_name, input_name
 
 if TYPE_CHECKING:
     from hashpar.formats import MalformedLine
@@ -105,13 +105,13 @@ def import_sums(
     if missing:
         diagnostic(
             f"hashpar: note: {missing} of {len(manifest.files)} file(s) are not under "
-            f"{manifest.root}: their sizes are left out",
+            f"{display_name(manifest.root)}: their sizes are left out",
         )
     return 0
 
 
 def report_malformed(source: str, malformed: tuple[MalformedLine, ...]) -> None:
     """One stderr line per malformed line: ``hashpar: FILE:LINE: reason``."""
-    name = input_name(source)
+    name = display_name(input_name(source))
     for line in malformed:
         diagnostic(f"hashpar: {name}:{line.line}: {line.message}")
