@@ -213,20 +213,18 @@ def _write_table(stream: _Sink, table: FileTable) -> None:
     """The lines of a FileTable's entries, from its columns ``_CHUNK`` rows a time.
 
     No FileEntry is made: a chunk's digests are hexed in one call, and each line is one
-    f-string as in :func:`_plain_lines`. A chunk with a key that needs escaping or a size
+    f-string (:func:`_lines`). A chunk with a key that needs escaping or a size
     or mtime not known goes through the general writer (the same bytes; tested).
     """
     for start in range(0, len(table), _CHUNK):
         stop = min(start + _CHUNK, len(table))
         keys, digests, sizes, mtimes = table.rows(start, stop)
-        if _NEEDS_ESCAPE.search("".join(keys)) is None and UNKNOWN not in sizes + mtimes:
-            hexes = digests.hex(" ", DIGEST_BYTES).split(" ")
-            lines = ",\n".join(
-                [
-                    f'    "{k}": {{"size": {size}, "mtime_ns": {mtime}, "digest": "{digest}"}}'
-                    for k, size, mtime, digest in zip(keys, sizes, mtimes, hexes, strict=True)
-                ]
-            )
+        if (
+            _NEEDS_ESCAPE.search("".join(keys)) is None
+            and UNKNOWN not in sizes
+            and UNKNOWN not in mtimes
+        ):
+            lines = _lines(keys, sizes, mtimes, digests.hex(" ", DIGEST_BYTES).split(" "))
         else:
             pairs = zip(keys, table.entries(start, stop), strict=True)
             lines = ",\n".join([f"    {_string(key)}: {_file_json(entry)}" for key, entry in pairs])
@@ -246,10 +244,18 @@ def _plain_lines(keys: list[str], values: list[Any]) -> str | None:
         or None in map(_MTIME, values)
     ):
         return None
+    return _lines(keys, map(_SIZE, values), map(_MTIME, values), map(_DIGEST, values))
+
+
+def _lines(
+    keys: Iterable[str], sizes: Iterable[int], mtimes: Iterable[int], digests: Iterable[str]
+) -> str:
+    """Plain entries' lines, one f-string each: keys that need no escaping, known sizes
+    and mtimes, hex digests (what _string and _file_json write for them; tested)."""
     return ",\n".join(
         [
-            f'    "{k}": {{"size": {f.size}, "mtime_ns": {f.mtime_ns}, "digest": "{f.digest}"}}'
-            for k, f in zip(keys, cast(list[FileEntry], values), strict=True)
+            f'    "{k}": {{"size": {size}, "mtime_ns": {mtime}, "digest": "{digest}"}}'
+            for k, size, mtime, digest in zip(keys, sizes, mtimes, digests, strict=True)
         ]
     )
 
