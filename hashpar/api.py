@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import itertools
 import os
 import stat
 import sys
@@ -100,9 +101,10 @@ def scan_tree(
     """Walk and hash ``root`` (a directory or a single file) and return what was found.
 
     With ``listed``, just those relative paths are looked at (and the directories leading to
-    them listed): a check of the files a sums file lists, not a search for new ones. Files
-    ``settle`` returns True for are left out of the snapshot; ``alongside`` steps run while
-    the first tasks do, and an exception from one ends the run (see :func:`hash_tree`).
+    them listed): a check of the files a sums file lists, not a search for new ones.
+    ``settle`` is offered each result's files at once (paths, entries); those it flags True
+    are left out of the snapshot. ``alongside`` steps run while the first tasks do, and an
+    exception from one ends the run (see :func:`hash_tree`).
     """
     jobs = default_jobs() if jobs is None else jobs
     if jobs < 1:
@@ -524,22 +526,31 @@ class _Expected:
                 raise
             raise ManifestError(f"{self._name}: {exc}") from None
 
-    def settle(self, path: str, seen: FileEntry) -> bool:
-        """A file that matches its entry is ok, whatever else happens in the run, so both
-        are dropped at once.
+    def settle(self, paths: list[str], seen: list[FileEntry]) -> list[bool]:
+        """Of a result's files, those that match their entries are ok, whatever else happens
+        in the run, so both are dropped at once; True for each of them.
 
         Exactly :func:`hashpar.compare.compare`'s rule (:meth:`FileEntry.matches`). The other
         categories need the whole picture (a missing file may be half of a move), so anything
         that does not match is kept for the comparison.
+
+        A result of an unchanged tree is all equal entries (same size, digest and mtime):
+        looked up and compared in C, with no Python call per file (benchmarks/README.md,
+        *Defaults*). A result with any other file is decided file by file.
         """
         pending = self.pending
-        entry = pending.get(path)
-        # Equal entries (the unchanged file: same size, digest and mtime) match, decided in C
-        # without the call to matches() that an mtime-only change or an imported entry needs.
-        if entry is None or (entry != seen and not entry.matches(seen)):
-            return False
-        del pending[path]
-        return True
+        recorded = list(map(pending.get, paths))
+        if recorded == seen:
+            for path in paths:
+                del pending[path]
+            return [True] * len(paths)
+        settled = [
+            entry is not None and (entry == now or entry.matches(now))
+            for entry, now in zip(recorded, seen, strict=True)
+        ]
+        for path in itertools.compress(paths, settled):
+            del pending[path]
+        return settled
 
 
 def _paths(snapshot: Snapshot) -> set[str]:

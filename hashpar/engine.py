@@ -35,7 +35,7 @@ from collections import deque
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, BrokenExecutor, Executor, Future, wait
 from dataclasses import dataclass
-from operator import itemgetter
+from operator import itemgetter, not_
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from hashpar.errors import HashparError, WorkerCrashed
@@ -72,8 +72,9 @@ START_METHOD_ENV = "HASHPAR_START_METHOD"
 
 _T = TypeVar("_T")
 
-Settle = Callable[[str, FileEntry], bool]
-"""A predicate on (path, entry) of each hashed file: True leaves it out of the snapshot."""
+Settle = Callable[[list[str], list[FileEntry]], list[bool]]
+"""Offered the files of each result at once: their paths, and their entries row for row.
+Returns one flag per file, True to leave it out of the snapshot."""
 _SIGNAL_POLL = 0.1
 """Seconds the scheduler may sleep before it looks for a signal caught by another thread."""
 
@@ -151,9 +152,10 @@ def hash_tree(
 ) -> Snapshot:
     """Walk and hash the tree of ``scope`` with ``jobs`` workers; return what was found.
 
-    ``settle`` is offered every hashed file as its result arrives; a file it returns True for
-    is counted in progress but left out of the snapshot. Verify uses it to drop files that
-    match the manifest at once, so a run never holds two full copies of a big tree.
+    ``settle`` is offered the hashed files of each result as it arrives, all at once (one
+    call per result, not per file); a file it flags True is counted in progress but left
+    out of the snapshot. Verify uses it to drop files that match the manifest at once, so a
+    run never holds two full copies of a big tree.
 
     ``alongside`` are steps called in order, in this process, one per round: each right
     after the round's tasks are handed to the executor and before their results are taken
@@ -335,15 +337,19 @@ class _Run:
         self._report()
 
     def _settle(self, paths: list[str], result: TaskResult) -> None:
-        """Offer each file to ``settle`` as a FileEntry; keep the rows it does not take."""
+        """Offer the result's files to ``settle`` as FileEntry; keep the rows it does not take."""
         assert self.settle is not None
-        settle = self.settle
         mtimes: Iterable[int | None] = result.mtimes
         if UNKNOWN in result.mtimes:
             mtimes = [None if mtime == UNKNOWN else mtime for mtime in result.mtimes]
         columns = zip(result.sizes, result.hex_digests(), mtimes, strict=True)
-        entries = itertools.starmap(FileEntry, columns)
-        kept = [row for row, entry in enumerate(entries) if not settle(paths[row], entry)]
+        settled = self.settle(paths, list(itertools.starmap(FileEntry, columns)))
+        if len(settled) != len(paths):
+            raise ValueError(f"settle returned {len(settled)} flags for {len(paths)} files")
+        if all(settled):  # verify of an unchanged tree: nothing to keep
+            self.settled += len(paths)
+            return
+        kept = list(itertools.compress(range(len(paths)), map(not_, settled)))
         self.settled += len(paths) - len(kept)
         width = DIGEST_BYTES
         for row in kept:

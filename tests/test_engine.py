@@ -163,9 +163,9 @@ def test_every_step_runs_before_settle_is_first_asked_even_on_a_tiny_tree(
     root = tree({"a": b"1", "d/b": b"2"})
     events: list[str] = []
 
-    def settle(path: str, entry: object) -> bool:
-        events.append(path)
-        return False
+    def settle(paths: list[str], entries: list[object]) -> list[bool]:
+        events.extend(paths)
+        return [False] * len(paths)
 
     snapshot = scan_tree(
         str(root),
@@ -177,6 +177,31 @@ def test_every_step_runs_before_settle_is_first_asked_even_on_a_tiny_tree(
     assert events[0] == "step 1" and "step 2" in events
     assert sorted(e for e in events if not e.startswith("step")) == ["a", "d/b"]
     assert sorted(snapshot.files) == ["a", "d/b"]
+
+
+def test_settle_is_offered_each_result_whole_and_its_flags_pick_the_rows_left_out(
+    tree: Callable[[TreeSpec], Path],
+) -> None:
+    root = tree({f"d{i % 3}/{i}": b"x" * i for i in range(40)})
+    calls: list[int] = []
+
+    def settle(paths: list[str], entries: list[Any]) -> list[bool]:
+        calls.append(len(paths))
+        return [entry.size % 2 == 0 for entry in entries]
+
+    recording = Recording()
+    snapshot = scan_tree(
+        str(root),
+        algorithm=Algorithm.SHA256,
+        tuning=Tuning(batch_files=8),
+        executor=recording,
+        settle=settle,
+    )
+    assert sorted(snapshot.files) == sorted(f"d{i % 3}/{i}" for i in range(1, 40, 2))
+    assert sum(calls) == 40 and len(calls) == len(recording.batches) and max(calls) <= 8
+
+    with pytest.raises(ValueError, match="settle returned 0 flags for"):
+        scan_tree(str(root), algorithm=Algorithm.SHA256, settle=lambda paths, entries: [])
 
 
 def test_an_exception_from_alongside_ends_the_run_and_its_workers(

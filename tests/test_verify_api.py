@@ -267,7 +267,7 @@ def test_settled_files_leave_the_snapshot_but_count_as_done(tmp_path: Path) -> N
         algorithm=hashpar.Algorithm.SHA256,
         jobs=1,
         on_progress=seen.append,
-        settle=lambda path, entry: entry.size is not None and entry.size % 2 == 0,
+        settle=lambda paths, entries: [e.size is not None and e.size % 2 == 0 for e in entries],
     )
     assert sorted(snapshot.files) == [f"f{i}" for i in range(1, 10, 2)]
     assert seen[-1].files_done == 10
