@@ -164,8 +164,7 @@ def hash_tree(
     follows the in-process first task that tells whether the tree needs workers at all.
     Every step runs, however small the tree. An exception a step raises ends the run (a
     pool the engine started is terminated) and propagates. Verify reads the rest of its
-    manifest in the first step and checks the manifest's paths against the disk in the
-    second (hashpar.api.verify_tree).
+    manifest in its one step (hashpar.api.verify_tree).
     """
     run = _Run(scope, algorithm, jobs, tuning, on_progress, settle, alongside)
     if executor is not None:

@@ -1,6 +1,7 @@
-"""Checks of a manifest's entries: one on the manifest alone, made before verify reads
-anything, and one against the tree on disk, run alongside the first tasks
-(``alongside`` in :func:`hashpar.engine.hash_tree`).
+"""Checks of a manifest's entries: one on the manifest alone, made as verify reads the
+entries (alongside the first tasks: ``alongside`` in :func:`hashpar.engine.hash_tree`),
+and one against the tree on disk, made once the walk is done on the entries it did not
+find (:func:`hashpar.api.verify_tree`).
 
 Verify's real protection is structural: it walks the tree from the root and never opens a
 path the manifest names (see docs/verify.md). These checks turn the two ways a manifest could

@@ -242,11 +242,11 @@ def test_an_entry_through_a_symlink_on_disk_leading_outside_is_rejected(
 
 
 @pytest.mark.timeout(30)
-def test_a_big_manifest_through_a_symlink_leading_outside_stops_its_early_workers(
+def test_a_big_manifest_through_a_symlink_leading_outside_is_rejected_with_workers(
     tmp_path: Path, outside_fifo: Path
 ) -> None:
     """Over 1 MiB, the command starts its workers before loading: the symlink check, which
-    runs alongside the first tasks, must stop them and still print one line."""
+    runs once the walk is done, still prints one line and no report."""
     root = tmp_path / "tree"
     (root / "d").mkdir(parents=True)
     for i in range(300):

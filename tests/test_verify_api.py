@@ -153,7 +153,7 @@ def test_a_symlinked_directory_inside_the_root_is_not_followed(tmp_path: Path) -
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_an_entry_below_an_escaping_symlink_is_rejected(tmp_path: Path, jobs: int) -> None:
-    """The check runs alongside the first tasks; with workers, it stops them too."""
+    """The check runs once the walk is done, on the entries it did not find."""
     root = build_tree(tmp_path / "t", {"d/x": b"x", **{f"e/{i}": b"e" for i in range(40)}})
     manifest = make_manifest(root, jobs=1)
     (root / "d" / "x").unlink()
@@ -163,6 +163,34 @@ def test_an_entry_below_an_escaping_symlink_is_rejected(tmp_path: Path, jobs: in
     with pytest.raises(ManifestError, match=r'files\["d/x"\]: resolves through the symlink "d"'):
         verify_tree(manifest, jobs=jobs, tuning=tuning)
     assert multiprocessing.active_children() == []
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_the_disk_is_asked_only_about_entries_the_walk_did_not_find(
+    tmp_path: Path, jobs: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The symlink check looks at what is left once the walk is done: nothing for a tree
+    that matches its manifest, only the missing file's directory otherwise."""
+    from hashpar.guard import DiskProbe
+
+    files = {f"d{i % 7}/e{i % 3}/{i}": b"%d" % i for i in range(200)}
+    root = build_tree(tmp_path / "t", files)
+    manifest = make_manifest(root, jobs=1)
+    asked: list[str] = []
+    real_mode = DiskProbe._mode
+
+    def mode(self: DiskProbe, path: str) -> int | None:
+        asked.append(path)
+        return real_mode(self, path)
+
+    monkeypatch.setattr(DiskProbe, "_mode", mode)
+    tuning = Tuning(inline_max_files=1, batch_files=16)  # a pool even for this small tree
+    assert verify_tree(manifest, jobs=jobs, tuning=tuning).ok == 200
+    assert asked == []
+    (root / "d3" / "e1" / "10").unlink()
+    report = verify_tree(manifest, jobs=jobs, tuning=tuning)
+    assert report.missing == ("d3/e1/10",)
+    assert sorted(set(asked)) == ["d3", "d3/e1", "d3/e1/10"]
 
 
 def test_a_missing_root_is_a_usage_error(tmp_path: Path) -> None:
