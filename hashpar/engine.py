@@ -163,8 +163,15 @@ def hash_tree(
     so before ``settle`` is first called): with workers, while the root's task runs; it
     follows the in-process first task that tells whether the tree needs workers at all.
     Every step runs, however small the tree. An exception a step raises ends the run (a
-    pool the engine started is terminated) and propagates. Verify reads the rest of its
-    manifest in its one step (hashpar.api.verify_tree).
+    pool the engine started is terminated) and propagates.
+
+    A step that returns an iterator (a generator function, say) is run a piece at a time:
+    one item per round while tasks are running. The work a result hands back is queued as
+    it arrives, so the workers never wait for the step; the files it found are taken in,
+    and offered to ``settle``, once the step is done. It is run through at once when no
+    task is running any more, or once a window's worth of results is parked (their memory
+    stays bounded). Verify reads its manifest's entries so, a piece of 256 KiB per round
+    (hashpar.api.verify_tree).
     """
     run = _Run(scope, algorithm, jobs, tuning, on_progress, settle, alongside)
     if executor is not None:
@@ -215,6 +222,8 @@ class _Run:
     ) -> None:
         self.scope = scope
         self.steps = deque(alongside)
+        self.running: Iterator[object] | None = None  # a step being run a piece at a time
+        self.parked: list[TaskResult] = []  # results whose files wait for that step to end
         self.tuning = tuning
         self.jobs = jobs
         self.window = max(1, jobs * tuning.window_per_worker)
@@ -250,7 +259,7 @@ class _Run:
             batch_files=tuning.inline_max_files, batch_bytes=tuning.inline_max_bytes
         )
         result = _result(_InlineExecutor().submit(run_task, task))
-        self._step()
+        self._step(overlap=False)  # no worker runs yet
         self._absorb(result)
         return not self.queue
 
@@ -263,23 +272,42 @@ class _Run:
                 if task is None:
                     break
                 in_flight[executor.submit(run_task, task)] = task
-            self._step()
+            # A step in pieces overlaps tasks that are still running, up to a window's
+            # worth of parked results (an in-process executor's are all done already).
+            running = not all(future.done() for future in in_flight)
+            self._step(overlap=running and len(self.parked) < self.window)
             if not in_flight:
                 while self.steps:
-                    self._step()
+                    self._step(overlap=False)
                 break
             # A bounded wait: the kernel may hand SIGINT to any thread that does not block it
             # (a library caller's own threads), and Python acts on it only when the main
-            # thread runs Python code again (docs/reliability.md).
-            done, _ = wait(in_flight, timeout=_SIGNAL_POLL, return_when=FIRST_COMPLETED)
+            # thread runs Python code again (docs/reliability.md). While a step runs a piece
+            # at a time, only a look: its next piece is due.
+            timeout = 0 if self.running is not None else _SIGNAL_POLL
+            done, _ = wait(in_flight, timeout=timeout, return_when=FIRST_COMPLETED)
             for future in done:
                 del in_flight[future]
                 self._absorb(_result(future))
 
-    def _step(self) -> None:
-        """Run the next ``alongside`` step, if any is left."""
-        if self.steps:
-            self.steps.popleft()()
+    def _step(self, overlap: bool) -> None:
+        """Run the step in progress, or else the next ``alongside`` step: one piece of it
+        when it is in pieces and ``overlap`` (tasks are running meanwhile), else to its end.
+        Once a step in pieces is done, record the results parked meanwhile."""
+        if self.running is None:
+            if not self.steps:
+                return
+            outcome = self.steps.popleft()()
+            if not isinstance(outcome, Iterator):
+                return
+            self.running = outcome
+        for _ in self.running:
+            if overlap:
+                return
+        self.running = None
+        parked, self.parked = self.parked, []
+        for result in parked:
+            self._record(result)
 
     def snapshot(self) -> Snapshot:
         """Everything found, each section in sorted key order."""
@@ -312,6 +340,17 @@ class _Run:
         return all(task.solo for task in itertools.chain(self.queue, self.in_flight.values()))
 
     def _absorb(self, result: TaskResult) -> None:
+        """Take in a result: queue the work it hands back, then take in its files (once the
+        step in progress, if any, is done: until then ``settle`` may not be ready)."""
+        self._queue_work(result)
+        if self.running is not None:
+            self.parked.append(result)
+        else:
+            self._record(result)
+
+    def _record(self, result: TaskResult) -> None:
+        """Record what a result found: its files (offered to ``settle``, if given), its
+        symlinks, skipped entries and problems."""
         paths = result.path_list()
         if self.settle is None:  # the columns as they come: no object per file but its path
             self.paths += paths
@@ -327,13 +366,16 @@ class _Run:
         for path, kind, message in itertools.chain(result.problems, listing.errors):
             self.errors[path] = Problem(ProblemKind(kind), message)
         self.found += result.found
+        self._report()
+
+    def _queue_work(self, result: TaskResult) -> None:
+        """Queue what a result hands back: big files, leftover files, directories."""
         # Biggest first, so the longest tasks start earliest (LPT scheduling).
         for rel_dir, name, _size in sorted(result.deferred, key=itemgetter(2)):
             self.queue.appendleft(self.template._replace(groups=[(rel_dir, [name])], solo=True))
-        handled = len(paths) + len(result.problems) + len(result.deferred)
+        handled = len(result.sizes) + len(result.problems) + len(result.deferred)
         self._queue_leftover(result.leftover, handled)
-        self._queue_dirs(listing.subdirs)
-        self._report()
+        self._queue_dirs(result.listing.subdirs)
 
     def _settle(self, paths: list[str], result: TaskResult) -> None:
         """Offer the result's files to ``settle`` as FileEntry; keep the rows it does not take."""

@@ -19,7 +19,7 @@ import itertools
 import json
 import re
 from collections import Counter
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterable, Iterator, Mapping
 from io import BytesIO
 from operator import attrgetter, countOf, le
 from typing import Annotated, Any, BinaryIO, Protocol, TypeVar, cast
@@ -46,6 +46,7 @@ __all__ = [
     "FORMAT_VERSION",
     "CanonicalReader",
     "decode_manifest",
+    "drained",
     "encode_manifest",
     "read_canonical",
     "write_manifest",
@@ -57,6 +58,7 @@ _CHUNK = 4096  # entries encoded per write, so memory stays flat for huge manife
 _NEEDS_ESCAPE = re.compile(r'[\x00-\x1f"\\]')  # exactly what msgspec escapes in a string
 _DRIVE_KEY = re.compile(r"\0[A-Za-z]:")  # a drive form at the start of a NUL-separated key
 _V = TypeVar("_V")
+_R = TypeVar("_R")
 
 
 class _Sink(Protocol):
@@ -446,6 +448,11 @@ class CanonicalReader:
 
     def read(self) -> Manifest | None:
         """The whole manifest, or None if it is not canonical after all. Call it once."""
+        return drained(self.read_in_pieces())
+
+    def read_in_pieces(self) -> Generator[None, None, Manifest | None]:
+        """:meth:`read`, a piece at a time: yields each time a piece of the files section
+        (a read of ``_PIECE_BYTES``) is decoded, and returns what :meth:`read` returns."""
         stream, max_bytes, buffer = self.stream, self.max_bytes, self._buffer
         self._buffer = bytearray()
         total = len(self._head) + len(buffer)
@@ -458,6 +465,7 @@ class CanonicalReader:
                     return None
                 files = merged
                 del buffer[: cut + 1]  # O(1): a bytearray drops its front in place
+                yield
             elif len(buffer) > _LINE_MAX:
                 return None  # no line hashpar writes is this long; and the buffer stays bounded
             block = stream.read(_PIECE_BYTES)
@@ -486,6 +494,15 @@ class CanonicalReader:
         except ManifestError:
             return None
         return dataclasses.replace(manifest, snapshot=snapshot)
+
+
+def drained(pieces: Generator[object, None, _R]) -> _R:
+    """Run a generator that works a piece at a time to its end; return what it returns."""
+    while True:
+        try:
+            next(pieces)
+        except StopIteration as stop:
+            return cast(_R, stop.value)
 
 
 def _piece(buffer: bytearray, end: int) -> dict[str, FileEntry] | None:

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import os
+import time
 from array import array
-from collections.abc import Callable
-from concurrent.futures import Executor, Future
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor, Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -151,6 +152,79 @@ def test_alongside_steps_run_one_per_round_the_first_before_any_result_is_taken(
     assert first == (1, 0)  # one task out (the root's), none of its results taken in yet
     assert second[0] > 1 and second[1] == 1  # the next round: the root's result taken in
     assert len(recording.batches) > second[0] and len(progress) > 1
+
+
+class CountingThreads(ThreadPoolExecutor):
+    """Runs tasks in two threads, so they are still running while the scheduler goes on."""
+
+    def __init__(self) -> None:
+        super().__init__(2)
+        self.submitted = 0
+
+    def submit(self, fn: Any, /, *args: Any, **kwargs: Any) -> Future[Any]:
+        self.submitted += 1
+        return super().submit(fn, *args, **kwargs)
+
+
+def test_a_step_in_pieces_runs_between_rounds_and_settle_waits_for_its_end(
+    tree: Callable[[TreeSpec], Path],
+) -> None:
+    """Verify reads its manifest a piece at a time while the workers hash: tasks keep
+    going out between the pieces, at most a window's worth of results waits for the step
+    (window = 2 jobs x 4), and no file is offered to settle before the last piece."""
+    root = tree({f"d{i}/f{j}": b"x" for i in range(8) for j in range(8)})
+    events: list[tuple[str, int]] = []
+
+    with CountingThreads() as pool:
+
+        def step() -> Iterator[None]:
+            for _ in range(40):
+                events.append(("piece", pool.submitted))
+                time.sleep(0.002)  # the tasks run meanwhile
+                yield
+
+        def settle(paths: list[str], entries: list[object]) -> list[bool]:
+            events.append(("settle", pool.submitted))
+            return [False] * len(paths)
+
+        snapshot = scan_tree(
+            str(root),
+            algorithm=Algorithm.SHA256,
+            jobs=2,
+            tuning=Tuning(batch_files=2),
+            executor=pool,
+            settle=settle,
+            alongside=[step],
+        )
+    assert len(snapshot.files) == 64
+    kinds = [kind for kind, _ in events]
+    assert kinds == ["piece"] * 40 + ["settle"] * (len(kinds) - 40)
+    during = [submitted for kind, submitted in events if kind == "piece"]
+    assert during[0] == 1  # the root's task, then the first piece
+    assert 1 < during[-1] <= 1 + 2 * 8  # tasks went out meanwhile, and no more than that
+
+
+def test_a_step_in_pieces_runs_through_at_once_when_nothing_runs_meanwhile(
+    tree: Callable[[TreeSpec], Path],
+) -> None:
+    """An in-process executor's tasks are done when submitted: nothing to overlap."""
+    root = tree({f"d{i}/f{j}": b"x" for i in range(4) for j in range(4)})
+    recording = Recording()
+    seen: list[int] = []
+
+    def step() -> Iterator[None]:
+        for _ in range(5):
+            seen.append(len(recording.batches))
+            yield
+
+    scan_tree(
+        str(root),
+        algorithm=Algorithm.SHA256,
+        tuning=Tuning(batch_files=2),
+        executor=recording,
+        alongside=[step],
+    )
+    assert seen == [1] * 5 and len(recording.batches) > 1
 
 
 @pytest.mark.parametrize("jobs", [1, 2])

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 import io
-from collections.abc import Iterator
+from collections.abc import Generator, Iterator
 from pathlib import Path
 
 import msgspec
@@ -188,16 +188,17 @@ def test_a_manifest_not_written_by_hashpar_is_still_loaded(tmp_path: Path) -> No
 
 @pytest.fixture
 def pieces_read(monkeypatch: pytest.MonkeyPatch) -> Iterator[list[bool]]:
-    """Whether each CanonicalReader.read call of load_manifest returned a manifest."""
+    """Whether each read of a CanonicalReader (read, or read_in_pieces, which read runs)
+    returned a manifest."""
     calls: list[bool] = []
-    read = CanonicalReader.read
+    read_in_pieces = CanonicalReader.read_in_pieces
 
-    def spy(reader: CanonicalReader) -> Manifest | None:
-        manifest = read(reader)
+    def spy(reader: CanonicalReader) -> Generator[None, None, Manifest | None]:
+        manifest = yield from read_in_pieces(reader)
         calls.append(manifest is not None)
         return manifest
 
-    monkeypatch.setattr(CanonicalReader, "read", spy)
+    monkeypatch.setattr(CanonicalReader, "read_in_pieces", spy)
     yield calls
 
 
