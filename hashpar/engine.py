@@ -41,7 +41,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from hashpar.errors import HashparError, WorkerCrashed
 from hashpar.events import Progress, ProgressCallback, ignore_progress
 from hashpar.hashing import Group, Task, TaskResult, run_task, worker_init
-from hashpar.kinds import DIGEST_BYTES, UNKNOWN
+from hashpar.kinds import DIGEST_BYTES, UNKNOWN, known
 from hashpar.models import (
     Algorithm,
     FileEntry,
@@ -397,15 +397,12 @@ class _Run:
         """Offer the result's files to ``settle`` as FileEntry; keep the rows it does not take."""
         assert self.settle is not None
         mtimes: Iterable[int | None] = result.mtimes
-        if UNKNOWN in result.mtimes:
-            mtimes = [None if mtime == UNKNOWN else mtime for mtime in result.mtimes]
+        if UNKNOWN in result.mtimes:  # rare: a call per file only then
+            mtimes = list(map(known, result.mtimes))
         columns = zip(result.sizes, result.hex_digests(), mtimes, strict=True)
         settled = self.settle(paths, list(itertools.starmap(FileEntry, columns)))
         if len(settled) != len(paths):
             raise ValueError(f"settle returned {len(settled)} flags for {len(paths)} files")
-        if all(settled):  # verify of an unchanged tree: nothing to keep
-            self.settled += len(paths)
-            return
         kept = list(itertools.compress(range(len(paths)), map(not_, settled)))
         self.settled += len(paths) - len(kept)
         width = DIGEST_BYTES

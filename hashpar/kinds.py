@@ -10,7 +10,15 @@ from __future__ import annotations
 
 from enum import StrEnum
 
-__all__ = ["DIGEST_BYTES", "INT64_MAX", "UNKNOWN", "Algorithm", "ProblemKind", "SpecialKind"]
+__all__ = [
+    "DIGEST_BYTES",
+    "INT64_MAX",
+    "UNKNOWN",
+    "Algorithm",
+    "ProblemKind",
+    "SpecialKind",
+    "known",
+]
 
 INT64_MAX = 2**63 - 1
 """The largest size, and the largest mtime_ns either side of zero, that a manifest records:
@@ -20,6 +28,12 @@ beyond it (before 1677-09-21 or after 2262-04-11) is recorded as unknown."""
 UNKNOWN = -(2**63)
 """The one signed 64-bit value that is never a size or an mtime_ns a manifest records
 (see INT64_MAX): what a column of 64-bit integers holds for "unknown" (None elsewhere)."""
+
+
+def known(value: int) -> int | None:
+    """A size or mtime_ns from a 64-bit column: None for :data:`UNKNOWN`."""
+    return None if value == UNKNOWN else value
+
 
 DIGEST_BYTES = 32
 """Bytes in a raw digest, for both algorithms."""

@@ -15,7 +15,7 @@ from typing import TypeVar
 
 import msgspec
 
-from hashpar.kinds import DIGEST_BYTES, UNKNOWN, Algorithm, ProblemKind, SpecialKind
+from hashpar.kinds import DIGEST_BYTES, UNKNOWN, Algorithm, ProblemKind, SpecialKind, known
 
 __all__ = [
     "Algorithm",
@@ -126,11 +126,10 @@ class FileTable(Mapping[str, FileEntry]):
         return map(self._entry, range(start, min(stop, len(self._paths))))
 
     def _entry(self, row: int) -> FileEntry:
-        size, mtime = self._sizes[row], self._mtimes[row]
         return FileEntry(
-            None if size == UNKNOWN else size,
+            known(self._sizes[row]),
             self._digests[row * DIGEST_BYTES : (row + 1) * DIGEST_BYTES].hex(),
-            None if mtime == UNKNOWN else mtime,
+            known(self._mtimes[row]),
         )
 
     def _row(self, key: object) -> int | None:
