@@ -13,6 +13,7 @@ installation; its stamp records what was copied.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import random
@@ -20,6 +21,7 @@ import shutil
 import stat
 import sys
 import sysconfig
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -180,3 +182,18 @@ def ensure(name: str, base: Path, quick: bool, log: Any = None) -> Corpus:
     tmp.write_text(json.dumps(stamp, indent=1))
     tmp.replace(stamp_path)
     return Corpus(name, root, files, total, params)
+
+
+def small_tree_arguments(description: str) -> tuple[argparse.Namespace, Path]:
+    """The options of the scripts that time arrangements on the small corpus (halves.py,
+    ceiling.py), parsed, and that corpus's root, generated first if it is missing."""
+    parser = argparse.ArgumentParser(description=description)
+    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "hashpar-bench")
+    parser.add_argument("--rounds", type=int, default=9)
+    parser.add_argument("--algo", choices=["sha256", "blake3"], default="sha256")
+    parser.add_argument(
+        "--quick", action="store_true", help="the quick run's small tree of 400 files (CI)"
+    )
+    args = parser.parse_args()
+    corpus = ensure("small", args.dir, args.quick, lambda message: print(message, file=sys.stderr))
+    return args, corpus.path

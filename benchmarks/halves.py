@@ -1,9 +1,10 @@
 """What two cores give hashpar's own work when nothing is shared: the ceiling for `-j 2`.
 
-    python benchmarks/halves.py [--dir DIR] [--rounds N] [--algo sha256|blake3]
+    python benchmarks/halves.py [--dir DIR] [--rounds N] [--algo sha256|blake3] [--quick]
 
-Splits the small corpus (made by run.py under DIR) into two halves of its top directories,
-as hard links (the same files, the same page cache), and times, alternating round by round:
+Splits the small corpus (made by run.py under DIR, or here if missing; ``--quick``: the
+quick run's 400 files) into two halves of its top directories, as hard links (the same
+files, the same page cache), and times, alternating round by round:
 
 - ``hashpar make -j 1`` and ``hashpar make -j 2`` of the whole tree;
 - two ``hashpar make -j 1`` at once, one per half: each with its own parent, results and
@@ -16,15 +17,15 @@ the measurement behind the `-j 2` row's analysis in benchmarks/README.md ("The b
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import statistics
 import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
+
+import corpora
 
 Commands = list[list[str]]
 
@@ -73,15 +74,8 @@ def timed(commands: Commands) -> float:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--dir", type=Path, default=Path(tempfile.gettempdir()) / "hashpar-bench")
-    parser.add_argument("--rounds", type=int, default=9)
-    parser.add_argument("--algo", choices=["sha256", "blake3"], default="sha256")
-    args = parser.parse_args()
-    tree = args.dir / "small"
-    if not tree.is_dir():
-        sys.exit(f"{tree}: no small corpus; run benchmarks/run.py --corpus small first")
-    runs = arrangements(tree, split(tree, args.dir / "small-halves"), args.algo)
+    args, tree = corpora.small_tree_arguments((__doc__ or "").splitlines()[0])
+    runs = arrangements(tree, split(tree, tree.with_name(tree.name + "-halves")), args.algo)
     times: dict[str, list[float]] = {label: [] for label in runs}
     for commands in runs.values():  # one untimed pass warms the page cache
         timed(commands)
