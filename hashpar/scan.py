@@ -24,10 +24,13 @@ import functools
 import os
 import stat
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from hashpar.kinds import ProblemKind, SpecialKind
 from hashpar.names import unsafe_reason
+
+if TYPE_CHECKING:
+    import pathspec
 
 __all__ = ["Ancestry", "Excluder", "Listing", "Scope", "list_directory", "special_kind"]
 
@@ -91,18 +94,40 @@ def compile_patterns(patterns: tuple[str, ...]) -> Excluder | None:
     TypeError for a bad pattern."""
     if not patterns:
         return None
+    spec = _spec(patterns)
+
+    def is_excluded(path: str, is_dir: bool) -> bool:
+        return bool(spec.match_file(path + "/" if is_dir else path))
+
+    return is_excluded
+
+
+def _spec(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec:
+    """The patterns compiled; a ValueError naming the first bad one.
+
+    pathspec rejects some bad patterns itself (ValueError) but lets others through to the
+    regular expression it builds, whose error (``re.error``: ``[z-a]``, a range backwards)
+    is no ValueError and would end a run with a traceback. Git takes such a pattern as one
+    that matches nothing; here it is refused, like any other bad pattern, before any work.
+    """
+    import re
     import warnings
 
     import pathspec  # 28 ms to import: only paid when there are patterns
 
     with warnings.catch_warnings():  # re's "Possible nested set" for a '[[' in a pattern
         warnings.simplefilter("ignore", FutureWarning)
-        spec = pathspec.GitIgnoreSpec.from_lines(patterns)
-
-    def is_excluded(path: str, is_dir: bool) -> bool:
-        return bool(spec.match_file(path + "/" if is_dir else path))
-
-    return is_excluded
+        try:
+            return pathspec.GitIgnoreSpec.from_lines(patterns)
+        except re.error as exc:
+            error = exc
+        for pattern in patterns:  # which one: only now, each on its own
+            try:
+                pathspec.GitIgnoreSpec.from_lines([pattern])
+            except re.error as exc:
+                error = exc
+                break
+        raise ValueError(f"{pattern!r}: {error.msg}")
 
 
 _compiled = functools.lru_cache(maxsize=4)(compile_patterns)

@@ -189,6 +189,12 @@ def test_a_missing_path_is_a_usage_error(tmp_path: Path, bad: str) -> None:
         make_manifest(tmp_path, jobs=0)
 
 
+def test_a_pattern_the_regex_engine_rejects_is_a_usage_error_naming_it(tmp_path: Path) -> None:
+    """pathspec lets some bad patterns through to ``re``, whose error is no ValueError."""
+    with pytest.raises(UsageError, match=r"^bad --exclude pattern: '\[z-a\]': bad character"):
+        make_manifest(tmp_path, excludes=["*.tmp", "[z-a]"])
+
+
 @pytest.mark.timeout(120)
 def test_sparse_file_larger_than_4_gib(tmp_path: Path) -> None:
     path = tmp_path / "sparse"

@@ -111,6 +111,11 @@ CASES: list[tuple[str, bytes, str]] = [
     ("exclude-not-gitignore", encoded(document(excludes=["\\"])), "invalid manifest: excludes: "),
     ("exclude-bare-bang", encoded(document(excludes=["!"])), "invalid manifest: excludes: "),
     (
+        "exclude-range-backwards",
+        encoded(document(excludes=["[z-a]"])),
+        "invalid manifest: excludes: '[z-a]': bad character range z-a",
+    ),
+    (
         "unsafe-name-error-climbing",
         encoded(document(errors={"a/../x": {"kind": "unsafe-name", "message": "m"}})),
         'errors["a/../x"]: not canonical',
