@@ -112,7 +112,7 @@ def scan_tree(
     try:
         st = os.stat(root)
     except OSError as exc:
-        raise UsageError(f"{root}: {exc.strerror}") from None
+        raise UsageError(f"{root or repr(root)}: {exc.strerror}") from None  # '': say so
     patterns = tuple(excludes)
     try:
         compile_patterns(patterns)  # a bad pattern is a usage error here, not in a worker

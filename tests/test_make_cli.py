@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 import shutil
+import signal
 import subprocess
 import sys
 from collections.abc import Callable
@@ -34,11 +35,13 @@ def test_make_writes_a_manifest_to_stdout(tree: Callable[[TreeSpec], Path]) -> N
     ("args", "message"),
     [
         (["make", "{root}", "-j", "0"], "Invalid value for '--jobs' / '-j'"),
-        (["make", "{root}", "--algo", "md5"], "Invalid value for '--algo'"),
+        (["make", "{root}", "--algo", "md5"], "Invalid value for '--algo': 'md5' is not one of"),
         (["make", "{root}/missing"], "missing: No such file or directory"),
         (["make", "{root}", "--frobnicate"], "No such option: --frobnicate"),
         (["make"], "Missing argument 'PATH'"),
         (["make", "{root}", "-o", "{root}/no/such/dir/m.json"], "cannot write"),
+        (["make", "{root}", "--exclude", "[z-a]"], "pattern: '[z-a]': bad character range z-a"),
+        (["make", ""], "error: '': No such file or directory"),
     ],
 )
 def test_bad_arguments_get_one_line_and_exit_2(
@@ -377,3 +380,71 @@ def test_a_tree_holding_names_make_will_not_store_still_gives_a_manifest_hashpar
         b"1 entry verified: 1 ok, 0 modified, 0 missing, 0 new, 0 moved, 3 errors\n"
     )
     assert run_hashpar("diff", out, out).returncode == 1
+
+
+def _cli_with(prelude: str, *args: str, **popen: object) -> subprocess.CompletedProcess[bytes]:
+    """hashpar's ``main`` run in a fresh interpreter after ``prelude`` (a fault to inject)."""
+    code = f"{prelude}\nfrom hashpar.cli import main\nimport sys\nmain(sys.argv[1:])"
+    return subprocess.run(
+        [sys.executable, "-c", code, *args], capture_output=True, timeout=60, check=False, **popen
+    )
+
+
+def test_an_unexpected_exception_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    prelude = (
+        "import hashpar.api\n"
+        "def boom(*args, **kwargs): raise RuntimeError('a bug\\nin two lines')\n"
+        "hashpar.api.make_manifest = boom"
+    )
+    result = _cli_with(prelude, "make", str(tmp_path))
+    assert (result.returncode, result.stdout) == (2, b"")
+    assert result.stderr == (
+        b"hashpar: error: internal error (RuntimeError: a bug in two lines); "
+        b"please report it, with --debug's output\n"
+    )
+
+
+def test_ctrl_c_while_the_command_line_is_loading_is_a_quiet_stop(tmp_path: Path) -> None:
+    prelude = (
+        "import sys\n"
+        "class Interrupt:\n"
+        "    def find_spec(self, name, path=None, target=None):\n"
+        "        if name == 'typer': raise KeyboardInterrupt\n"
+        "sys.meta_path.insert(0, Interrupt())"
+    )
+    result = _cli_with(prelude, "make", str(tmp_path))
+    assert (result.returncode, result.stdout, result.stderr) == (130, b"", b"")
+
+
+def test_a_ctrl_c_ignored_by_whoever_started_hashpar_stays_ignored(
+    tree: Callable[[TreeSpec], Path],
+) -> None:
+    """A script's background job starts with SIGINT ignored; hashpar keeps it so."""
+    root = tree({"a": b"1", "b": b"2"})
+    prelude = (
+        "import os, signal, hashpar.api\n"
+        "real = hashpar.api.make_manifest\n"
+        "def interrupted(*args, **kwargs):\n"
+        "    os.kill(os.getpid(), signal.SIGINT)\n"
+        "    return real(*args, **kwargs)\n"
+        "hashpar.api.make_manifest = interrupted"
+    )
+
+    def ignore_sigint() -> None:
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    result = _cli_with(prelude, "make", str(root), preexec_fn=ignore_sigint)
+    assert (result.returncode, result.stderr) == (0, b"")
+    assert list(decode_manifest(result.stdout).files) == ["a", "b"]
+    interrupted = _cli_with(prelude, "make", str(root))  # the same, not ignored: a stop
+    assert (interrupted.returncode, interrupted.stdout, interrupted.stderr) == (130, b"", b"")
+
+
+def test_dash_h_is_help_and_lists_the_commands_in_a_manifests_life() -> None:
+    short, long = run_hashpar("-h"), run_hashpar("--help")
+    assert (short.returncode, short.stderr) == (0, b"")
+    assert short.stdout == long.stdout
+    lines = short.stdout.decode().split("Commands:")[1].strip().splitlines()
+    assert [line.split()[0] for line in lines] == ["make", "verify", "diff", "export", "import"]
+    make_help = run_hashpar("make", "-h")
+    assert make_help.returncode == 0 and b"Usage: hashpar make [OPTIONS] {PATH}" in make_help.stdout

@@ -93,30 +93,32 @@ def _stop_children() -> None:
 def run(argv: list[str]) -> int:
     """Run the command line; return the exit code instead of exiting."""
     options = argv[: argv.index("--")] if "--" in argv else argv
-    if sys.stdout is None and (argv == ["--version"] or "--help" in options):
+    if sys.stdout is None and (argv == ["--version"] or {"-h", "--help"} & set(options)):
         _error("standard output is closed", debug=False)  # plain Python: exit 0, nothing said
         return EXIT_UNUSABLE
-    if argv == ["--version"]:
-        # The one answer that needs neither the library nor typer, whose import and app
-        # building cost more than the rest of Python's start-up (docs/design.md, "Start-up").
-        try:
-            print(version_line())
-        except BrokenPipeError:
-            return EXIT_PIPE_CLOSED
-        except OSError as exc:  # stdout on a full disk, say
-            _error(f"cannot write standard output: {exc.strerror or exc}", debug=False)
-            return EXIT_UNUSABLE
-        return EXIT_OK
-    import typer
-
-    from hashpar.cli.app import load_commands
-    from hashpar.cli.output import PipeClosed
-
-    app = load_commands(argv)
-
-    signal.signal(signal.SIGINT, _stop)
-    signal.signal(signal.SIGTERM, _stop)
+    _catch_stop_signals()  # before the imports: a Ctrl-C during them is a stop, not a traceback
     debug = "--debug" in argv
+    try:
+        if argv == ["--version"]:
+            # The one answer that needs neither the library nor typer, whose import and app
+            # building cost more than the rest of Python's start-up (docs/design.md).
+            print(version_line())
+            return EXIT_OK
+        import typer
+
+        from hashpar.cli.app import load_commands
+        from hashpar.cli.output import PipeClosed
+
+        app = load_commands(argv)
+    except KeyboardInterrupt:
+        return EXIT_INTERRUPTED
+    except Terminated:
+        return EXIT_TERMINATED
+    except BrokenPipeError:
+        return EXIT_PIPE_CLOSED
+    except OSError as exc:  # stdout on a full disk, say
+        _error(f"cannot write standard output: {exc.strerror or exc}", debug=False)
+        return EXIT_UNUSABLE
     try:
         result = app(args=argv, prog_name="hashpar", standalone_mode=False)
         code = result if isinstance(result, int) else EXIT_OK
@@ -135,6 +137,7 @@ def run(argv: list[str]) -> int:
             context = getattr(exc, "ctx", None)
             where = context.command_path if context is not None else "hashpar"
             message = " ".join(exc.format_message().split())  # click wraps choice lists
+            message = message.replace(": Value error, ", ": ")  # pydantic's prefix, via typer
             _error(f"{message} (see '{where} --help')", debug)
         code = EXIT_UNUSABLE
     except HashparError as exc:
@@ -149,11 +152,25 @@ def run(argv: list[str]) -> int:
         where = exc.filename if exc.filename is not None else "standard output"
         _error(f"cannot write {where}: {exc.strerror or exc}", debug)
         code = EXIT_UNUSABLE
+    except Exception as exc:  # a bug: still one line and exit 2, never a traceback
+        detail = " ".join(f"{type(exc).__name__}: {exc}".split())
+        _error(f"internal error ({detail}); please report it, with --debug's output", debug)
+        code = EXIT_UNUSABLE
     if code == EXIT_PIPE_CLOSED:
         # Nobody reads stdout any more: point it at /dev/null so the final flush is quiet.
         devnull = os.open(os.devnull, os.O_WRONLY)
         os.dup2(devnull, sys.stdout.fileno())
     return code
+
+
+def _catch_stop_signals() -> None:
+    """SIGINT and SIGTERM stop the run (:func:`_stop`), unless hashpar was started with
+    them ignored: a script's background job (``hashpar make ... &``) starts with SIGINT
+    ignored, so that a Ctrl-C meant for the script does not reach it, and keeps it so, as
+    the coreutils do."""
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        if signal.getsignal(signum) is not signal.SIG_IGN:
+            signal.signal(signum, _stop)
 
 
 def version_line() -> str:

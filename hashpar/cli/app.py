@@ -25,6 +25,7 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
     rich_markup_mode=None,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 
 JobsOption = Annotated[
@@ -59,14 +60,15 @@ def _main(
     """hashpar: parallel file-integrity manifests."""
 
 
-# The commands, in the order 'hashpar --help' lists them. Each module registers its command
-# on ``app`` when it is imported (cmd_diff imports cmd_verify, which imports cmd_import).
+# The commands, in the order 'hashpar --help' lists them: a manifest's life. Each module
+# registers its command on ``app`` when it is imported (cmd_diff imports cmd_verify, which
+# imports cmd_import: registration order is not this one, ConvertingGroup sorts them).
 COMMAND_MODULES = {
-    "import": "hashpar.cli.cmd_import",
+    "make": "hashpar.cli.cmd_make",
     "verify": "hashpar.cli.cmd_verify",
     "diff": "hashpar.cli.cmd_diff",
     "export": "hashpar.cli.cmd_export",
-    "make": "hashpar.cli.cmd_make",
+    "import": "hashpar.cli.cmd_import",
 }
 
 

@@ -19,7 +19,9 @@ __all__ = ["make", "report_problems"]
 
 @app.command(cls=ConvertingCommand)
 def make(
-    path: Annotated[str, typer.Argument(help="Directory (or single file) to hash.")],
+    path: Annotated[
+        str, typer.Argument(metavar="PATH", help="Directory (or single file) to hash.")
+    ],
     algo: Annotated[Algorithm, typer.Option("--algo", help="Digest algorithm.")] = (
         Algorithm.BLAKE3
     ),

@@ -126,4 +126,12 @@ class ConvertingCommand(_Converting, typer.core.TyperCommand):
 
 
 class ConvertingGroup(_Converting, typer.core.TyperGroup):
-    """The app's group: its own parameters, ``--help`` included, convert without pydantic."""
+    """The app's group: its own parameters, ``--help`` included, convert without pydantic;
+    ``--help`` lists its commands in the order of ``COMMAND_MODULES``."""
+
+    def list_commands(self, ctx: Any) -> list[str]:
+        from hashpar.cli.app import COMMAND_MODULES
+
+        order = list(COMMAND_MODULES)
+        names: list[str] = super().list_commands(ctx)
+        return sorted(names, key=lambda name: order.index(name) if name in order else len(order))
