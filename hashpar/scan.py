@@ -91,19 +91,63 @@ class Scope(NamedTuple):
 
 def compile_patterns(patterns: tuple[str, ...]) -> Excluder | None:
     """A predicate from gitignore patterns (pathspec does the matching); ValueError or
-    TypeError for a bad pattern."""
+    TypeError for a bad pattern.
+
+    pathspec turns each pattern into a regular expression. Python's engine backtracks, and
+    some globs take it exponential time: ``*a*a*a*a*b`` against one name of 255 ``a`` took
+    7 s, one more ``*a`` far longer, and a manifest's ``excludes`` are anybody's to write.
+    So the matching is done by RE2 (pathspec's ``re2`` backend, the google-re2 package),
+    whose time is linear in the path: 10 µs there. RE2 takes only UTF-8, so a path that
+    is not (a name that is not UTF-8) is matched by Python's engine, as are all paths when
+    a pattern is not UTF-8 or is one RE2 refuses (a POSIX class such as ``[[:alpha:]]``,
+    which pathspec translates into something RE2 will not parse).
+    """
     if not patterns:
         return None
     spec = _spec(patterns)
+    linear = _linear_spec(patterns)
+    if linear is None:
 
-    def is_excluded(path: str, is_dir: bool) -> bool:
-        return bool(spec.match_file(path + "/" if is_dir else path))
+        def is_excluded(path: str, is_dir: bool) -> bool:
+            return bool(spec.match_file(path + "/" if is_dir else path))
 
-    return is_excluded
+        return is_excluded
+
+    def is_excluded_linear(path: str, is_dir: bool) -> bool:
+        text = path + "/" if is_dir else path
+        if text.isascii() or _is_utf8(text):
+            return bool(linear.match_file(text))
+        return bool(spec.match_file(text))
+
+    return is_excluded_linear
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: a byte of a name that is not UTF-8
+        return False
+    return True
+
+
+def _linear_spec(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec | None:
+    """The patterns compiled for RE2, or None when RE2 cannot take them all."""
+    import warnings
+
+    import pathspec
+
+    if not all(map(_is_utf8, patterns)):
+        return None
+    with warnings.catch_warnings():  # as in _spec: pathspec compiles each with re too
+        warnings.simplefilter("ignore", FutureWarning)
+        try:
+            return pathspec.GitIgnoreSpec.from_lines(patterns, backend="re2")
+        except Exception:  # re2's own error type, or a translation RE2 does not accept
+            return None
 
 
 def _spec(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec:
-    """The patterns compiled; a ValueError naming the first bad one.
+    """The patterns compiled for Python's engine; a ValueError naming the first bad one.
 
     pathspec rejects some bad patterns itself (ValueError) but lets others through to the
     regular expression it builds, whose error (``re.error``: ``[z-a]``, a range backwards)
@@ -118,12 +162,12 @@ def _spec(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec:
     with warnings.catch_warnings():  # re's "Possible nested set" for a '[[' in a pattern
         warnings.simplefilter("ignore", FutureWarning)
         try:
-            return pathspec.GitIgnoreSpec.from_lines(patterns)
+            return pathspec.GitIgnoreSpec.from_lines(patterns, backend="simple")
         except re.error as exc:
             error = exc
         for pattern in patterns:  # which one: only now, each on its own
             try:
-                pathspec.GitIgnoreSpec.from_lines([pattern])
+                pathspec.GitIgnoreSpec.from_lines([pattern], backend="simple")
             except re.error as exc:
                 error = exc
                 break
