@@ -268,9 +268,11 @@ def _file_stamp(stream: BinaryIO, st: os.stat_result | None = None) -> tuple[int
     return st.st_size, st.st_mtime_ns
 
 
-def open_manifest(path: str, *, max_bytes: int = MAX_MANIFEST_BYTES) -> ManifestFile:
-    """Open the manifest in file ``path``, or standard input for ``"-"``, reading only what
-    its settings need when it is in canonical form (see :class:`ManifestFile`).
+def open_manifest(
+    path: str | os.PathLike[str], *, max_bytes: int = MAX_MANIFEST_BYTES
+) -> ManifestFile:
+    """Open the manifest in file ``path``, or standard input for the string ``"-"``, reading
+    only what its settings need when it is in canonical form (see :class:`ManifestFile`).
 
     Raises ManifestError, naming the file, for anything unusable found so far: unreadable,
     larger than ``max_bytes``, or not a valid manifest (see
@@ -278,10 +280,12 @@ def open_manifest(path: str, *, max_bytes: int = MAX_MANIFEST_BYTES) -> Manifest
     is rejected after its first chunk, so ``hashpar verify /dev/zero`` fails at once instead
     of reading forever.
     """
-    name = input_name(path)
+    stdin = isinstance(path, str) and path == "-"  # a path object is always a file
+    path = os.fspath(path)
+    name = input_name(path) if stdin else path
     stream: BinaryIO | None = None
     try:
-        if path == "-":
+        if stdin:
             data = _read_capped(sys.stdin.buffer, name, max_bytes)
         else:
             stream = open(path, "rb")  # noqa: SIM115 (kept open by the ManifestFile)
@@ -306,8 +310,9 @@ def open_manifest(path: str, *, max_bytes: int = MAX_MANIFEST_BYTES) -> Manifest
     return ManifestFile(name, _decoded(data, name))
 
 
-def load_manifest(path: str, *, max_bytes: int = MAX_MANIFEST_BYTES) -> Manifest:
-    """Read and validate the manifest in file ``path``, or standard input for ``"-"``.
+def load_manifest(path: str | os.PathLike[str], *, max_bytes: int = MAX_MANIFEST_BYTES) -> Manifest:
+    """Read and validate the manifest in file ``path``, or standard input for the string
+    ``"-"``.
 
     Raises ManifestError, naming the file, for anything unusable: unreadable, larger than
     ``max_bytes``, or not a valid manifest (see :func:`hashpar.manifest.decode_manifest`).

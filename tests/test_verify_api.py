@@ -209,6 +209,18 @@ def test_load_manifest_round_trips_and_names_the_file(tmp_path: Path) -> None:
         hashpar.load_manifest(str(path))
 
 
+def test_a_manifest_path_may_be_a_path_object_and_one_named_dash_is_a_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    manifest = make_manifest(build_tree(tmp_path / "t", {"a": b"a"}), jobs=1)
+    (tmp_path / "-").write_bytes(hashpar.encode_manifest(manifest))
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr("sys.stdin", None)  # reading stdin instead would fail
+    assert hashpar.load_manifest(Path("-")) == manifest
+    with hashpar.open_manifest(tmp_path / "-") as opened:
+        assert opened.read() == manifest
+
+
 def test_the_public_names_are_exported() -> None:
     for name in ("verify_tree", "diff_manifests", "load_manifest", "compare", "Report", "Move"):
         assert name in hashpar.__all__ and hasattr(hashpar, name)

@@ -8,7 +8,7 @@ import typer
 
 from hashpar.cli import EXIT_DIFFERENT, EXIT_OK
 from hashpar.cli.app import DebugOption, app
-from hashpar.cli.cmd_verify import JsonOption, ReportQuietOption, write_report
+from hashpar.cli.cmd_verify import JsonOption, write_report
 from hashpar.cli.convert import ConvertingCommand
 
 __all__ = ["diff"]
@@ -23,7 +23,9 @@ def diff(
         str, typer.Argument(metavar="NEW", help="The later manifest (or - for standard input).")
     ],
     json_output: JsonOption = False,
-    quiet: ReportQuietOption = False,
+    quiet: Annotated[
+        bool, typer.Option("--quiet", "-q", help="Print only the differences: no summary.")
+    ] = False,
     debug: DebugOption = False,
 ) -> int:
     """Show what changed from manifest OLD to manifest NEW: modified, missing, new, moved.
