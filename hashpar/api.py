@@ -397,12 +397,13 @@ def verify_tree(
     stop the run as any other would.
 
     The tree is walked from the root, never opened at paths the manifest names, so no entry
-    can make hashpar read outside the root. An entry below another entry, or below a
-    symlink that leads outside the root, rejects the manifest with ManifestError, before
-    anything is reported: the first check runs as the entries are read, while the first
-    files are hashed; the second, which asks the disk, once the walk is done, on the entries
-    it did not find. Unreadable entries are errors in the report, never exceptions; UsageError
-    when the root does not exist.
+    can make hashpar read outside the root. An entry below another entry (which no walk
+    produces) rejects the manifest with ManifestError, before anything is reported; the
+    check runs as the entries are read, while the first files are hashed. An entry below a
+    directory that is now a symlink, wherever it leads, is missing and the link is new: the
+    walk does not follow it (with ``follow_symlinks``, not out of the root), and nothing
+    beyond it is looked at. Unreadable entries are errors in the report, never exceptions;
+    UsageError when the root does not exist.
 
     Each file that matches its entry is settled as its result arrives, out of a copy of the
     files section. ``consume=True`` settles them out of ``manifest``'s own files dict instead
@@ -433,7 +434,6 @@ def verify_tree(
         if not new_files:  # the walk needs the entries' paths: read them first
             expected.load()
             listed = _paths(expected.manifest.snapshot)
-        probe = DiskProbe(base)
         snapshot = scan_tree(
             tree,
             algorithm=settings.algorithm,
@@ -453,15 +453,11 @@ def verify_tree(
             expected.manifest,
             snapshot=dataclasses.replace(expected.manifest.snapshot, files=expected.pending),
         )
-        if stat.S_ISDIR(st.st_mode):
-            # Asked of the disk only for the entries the walk did not settle: a file found
-            # where its entry says cannot lie below a symlink, which the walk never follows.
-            # On the benchmark's real tree the check was 35-60 ms of the main thread's time
-            # during the walk (8,274 directories looked at); for a tree that matches its
-            # manifest there is nothing left to look at (benchmarks/README.md, *Defaults*).
-            expected.named(probe.reject_escaping_links, unsettled.snapshot)
         report = compare(unsettled, snapshot, ignore_new=ignore_new)
         # A file replaced by an empty (or excluded) directory leaves no trace in the walk.
+        # Asked of the disk only for what is missing, through real directories only: an
+        # entry below a symlink stays missing, and nothing beyond the link is looked at.
+        probe = DiskProbe(base)
         now_dirs = {path for path in report.missing if probe.is_directory(path)}
         if now_dirs:
             problem = Problem(ProblemKind.TYPE_CHANGED, "was a regular file, is now a directory")

@@ -1,15 +1,21 @@
-"""Checks of a manifest's entries: one on the manifest alone, made as verify reads the
-entries (alongside the first tasks: ``alongside`` in :func:`hashpar.engine.hash_tree`),
-and one against the tree on disk, made once the walk is done on the entries it did not
-find (:func:`hashpar.api.verify_tree`).
+"""Verify's checks of a manifest's paths: one on the manifest alone, made as verify reads
+the entries (alongside the first tasks: ``alongside`` in :func:`hashpar.engine.hash_tree`),
+and a look at the disk, after the walk, that never goes through a symlink.
 
 Verify's real protection is structural: it walks the tree from the root and never opens a
-path the manifest names (see docs/verify.md). These checks turn the two ways a manifest could
-*try* to reach outside into clear exit-2 errors instead of quiet "missing" lines:
+path the manifest names (see docs/verify.md). What is left here:
 
-* an entry below another entry (``link/etc/passwd`` below the symlink ``link``), which no
-  walk produces;
-* an entry below a directory that is, on disk, a symlink leading outside the root.
+* :func:`reject_entries_below_leaves` refuses a manifest that contradicts itself, with an
+  entry below another entry (``link/etc/passwd`` below the symlink ``link``): no walk
+  produces one, so only a hostile or corrupt manifest holds one (exit 2);
+* :class:`DiskProbe` tells whether a path the walk did not find is now a real directory (a
+  file replaced by an empty or excluded directory is a type change), with ``lstat`` only,
+  through real directories only.
+
+An entry below a directory that is now a symlink (data moved to another disk, a link left
+in its place) is not refused: the manifest cannot know what the tree became. The walk does
+not follow the link (or, with ``follow_symlinks``, follows it only inside the root), so the
+entry is *missing* and the link *new*, and nothing beyond the link is looked at.
 
 Both are linear in the manifest's size, however long or deep its paths: a hostile manifest
 cannot make them allocate a string per ancestor of every entry.
@@ -30,8 +36,6 @@ from hashpar.names import key_for
 
 __all__ = ["DiskProbe", "reject_entries_below_leaves"]
 
-# A descriptor only to look up names relative to (O_PATH: no read permission needed).
-_PATH_FLAGS = getattr(os, "O_PATH", os.O_RDONLY) | os.O_DIRECTORY | os.O_CLOEXEC
 _LEAF_NOUNS = {"files": "the file", "symlinks": "the symlink", "skipped": "the skipped entry"}
 
 
@@ -95,24 +99,20 @@ def _any_below_another(order: list[str]) -> bool:
 class DiskProbe:
     """Looks at paths below ``root`` with lstat only, and only through real directories.
 
-    Nothing is opened. A path component is looked at only once every directory above it
-    was seen (by lstat) to be a real directory, so a symlink on the way is never traversed;
-    a swap during the run can change an answer here but never what is read, since the walk
-    opens every directory and file with O_NOFOLLOW.
+    Nothing is opened, and no symlink is resolved: a path component is looked at only once
+    every directory above it was seen (by lstat) to be a real directory, so a symlink on the
+    way, wherever it leads, is where the look stops. A swap during the run can change an
+    answer here but never what is read, since the walk opens every directory and file with
+    O_NOFOLLOW.
     """
 
     def __init__(self, root: str) -> None:
         self.root = root
-        self.real_root = os.path.realpath(root)
         self._stops: dict[str, tuple[str, int | None] | None] = {}
-        self._escapes: dict[str, bool] = {}
-        self._root_fd: int | None = None  # while reject_escaping_links runs
 
     def _mode(self, path: str) -> int | None:
         """lstat's st_mode of ``path`` below the root; None when it cannot be looked at."""
         try:
-            if self._root_fd is not None:
-                return os.lstat(path, dir_fd=self._root_fd).st_mode
             return os.lstat(os.path.join(self.root, path)).st_mode
         except OSError:
             return None
@@ -124,7 +124,7 @@ class DiskProbe:
         The answer for every prefix looked at is kept, so a directory whose parent is known
         costs one lstat, and a walk down from the top stops at the first non-directory (a
         hostile path of 50,000 components below a missing one costs two lstats and two
-        strings). reject_escaping_links on 53,250 entries in 8,274 directories: 0.053 -> 0.037 s.
+        strings).
         """
         stops = self._stops
         if path in stops:
@@ -159,50 +159,3 @@ class DiskProbe:
     def is_directory(self, path: str) -> bool:
         """True when ``path`` is a real directory (not a symlink to one)."""
         return self.first_non_directory(path) is None
-
-    def _escapes_root(self, link: str) -> bool:
-        if link not in self._escapes:
-            resolved = os.path.realpath(os.path.join(self.root, link))
-            inside = os.path.commonpath([self.real_root, resolved]) == self.real_root
-            self._escapes[link] = not inside
-        return self._escapes[link]
-
-    def reject_escaping_links(self, snapshot: Snapshot) -> None:
-        """ManifestError if an entry lies below a symlink on disk that leads out of the root.
-
-        Each distinct parent directory is looked at once, parents before children (a tree
-        has far fewer directories than entries); the error names the first entry, in the
-        section's order, below such a link.
-        """
-        try:  # lstat relative to the root: 25 -> 19 ms for the real tree's 8,274 parents
-            self._root_fd = os.open(self.root, _PATH_FLAGS)
-        except OSError:
-            self._root_fd = None  # then by path, as is_directory does later
-        try:
-            for section, entries in _sections(snapshot).items():
-                self._reject_below_escaping_links(section, entries)
-        finally:
-            if self._root_fd is not None:
-                os.close(self._root_fd)
-                self._root_fd = None
-
-    def _reject_below_escaping_links(self, section: str, entries: Mapping[str, object]) -> None:
-        parents = {path.rpartition("/")[0] for path in entries}
-        parents.discard("")
-        escaping = {p for p in sorted(parents) if self._escaping_stop(p) is not None}
-        if not escaping:
-            return
-        path = next(p for p in entries if p.rpartition("/")[0] in escaping)
-        stop = self._escaping_stop(path.rpartition("/")[0])
-        assert stop is not None
-        raise ManifestError(
-            f"unsafe path in manifest: {_where(section, path)}: resolves through the "
-            f"symlink {json.dumps(key_for(stop))}, which leads outside the root"
-        )
-
-    def _escaping_stop(self, directory: str) -> str | None:
-        """The symlink on ``directory``'s path that leads out of the root, if there is one."""
-        stop = self.first_non_directory(directory)
-        if stop is None or not stat.S_ISLNK(stop[1] or 0) or not self._escapes_root(stop[0]):
-            return None
-        return stop[0]

@@ -6,6 +6,7 @@ import contextlib
 import dataclasses
 import multiprocessing
 import os
+import shutil
 import tempfile
 import tracemalloc
 from pathlib import Path
@@ -152,25 +153,60 @@ def test_a_symlinked_directory_inside_the_root_is_not_followed(tmp_path: Path) -
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
-def test_an_entry_below_an_escaping_symlink_is_rejected(tmp_path: Path, jobs: int) -> None:
-    """The check runs once the walk is done, on the entries it did not find."""
-    root = build_tree(tmp_path / "t", {"d/x": b"x", **{f"e/{i}": b"e" for i in range(40)}})
+def test_a_directory_replaced_by_a_symlink_leading_outside_is_missing_and_new(
+    tmp_path: Path, jobs: int
+) -> None:
+    """Data moved to another disk, a link left in its place: the tree changed, not the
+    manifest. What it lists below the link is missing and the link is new, as for a link
+    inside the root; the manifest is not refused (it was: exit 2, nothing reported)."""
+    root = build_tree(tmp_path / "t", {"data/x": b"x", "y": b"y"})
+    build_tree(root / "e", {f"{i}": b"e" for i in range(40)})
     manifest = make_manifest(root, jobs=1)
-    (root / "d" / "x").unlink()
-    (root / "d").rmdir()
-    (root / "d").symlink_to(tmp_path)
+    (tmp_path / "ext").mkdir()
+    (root / "data").rename(tmp_path / "ext" / "data")
+    (root / "data").symlink_to(Path("..", "ext", "data"))
     tuning = Tuning(inline_max_files=1, batch_files=4)  # a pool even for this small tree
-    with pytest.raises(ManifestError, match=r'files\["d/x"\]: resolves through the symlink "d"'):
-        verify_tree(manifest, jobs=jobs, tuning=tuning)
+    report = verify_tree(manifest, jobs=jobs, tuning=tuning)
+    assert report == Report(verified=42, ok=41, missing=("data/x",), new=("data",))
     assert multiprocessing.active_children() == []
+
+
+@pytest.mark.parametrize("jobs", [1, 2])
+def test_a_followed_link_re_pointed_outside_the_root_is_missing_and_new(
+    tmp_path: Path, jobs: int
+) -> None:
+    """With follow_symlinks, a link that now leads outside is not followed: what the
+    manifest recorded through it is missing (the same bytes outside are never read)."""
+    root = build_tree(tmp_path / "t", {"real/z": b"z", "y": b"y"})
+    (root / "link").symlink_to("real")
+    manifest = make_manifest(root, jobs=1, follow_symlinks=True)
+    assert sorted(manifest.files) == ["link/z", "real/z", "y"]
+    build_tree(tmp_path / "ext", {"z": b"z"})
+    (root / "link").unlink()
+    (root / "link").symlink_to(tmp_path / "ext")
+    report = verify_tree(manifest, jobs=jobs)
+    assert report == Report(verified=3, ok=2, missing=("link/z",), new=("link",))
+
+
+def test_a_copy_whose_link_leads_out_of_the_copy_is_checked_as_that_copy(tmp_path: Path) -> None:
+    """``root=`` (--root): the root is the copy's. An absolute link copied as it was leads
+    into the original, outside the copy, so it is not followed there."""
+    root = build_tree(tmp_path / "t", {"real/z": b"z"})
+    (root / "link").symlink_to(root / "real")
+    manifest = make_manifest(root, jobs=1, follow_symlinks=True)
+    copy = tmp_path / "copy"
+    shutil.copytree(root, copy, symlinks=True)
+    assert verify_tree(manifest, jobs=1) == Report(verified=2, ok=2)
+    report = verify_tree(manifest, root=copy, jobs=1)
+    assert report == Report(verified=2, ok=1, missing=("link/z",), new=("link",))
 
 
 @pytest.mark.parametrize("jobs", [1, 2])
 def test_the_disk_is_asked_only_about_entries_the_walk_did_not_find(
     tmp_path: Path, jobs: int, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The symlink check looks at what is left once the walk is done: nothing for a tree
-    that matches its manifest, only the missing file's directory otherwise."""
+    """The disk is asked only about what is missing once the walk is done: nothing for a
+    tree that matches its manifest, only the missing file and its directories otherwise."""
     from hashpar.guard import DiskProbe
 
     files = {f"d{i % 7}/e{i % 3}/{i}": b"%d" % i for i in range(200)}

@@ -276,6 +276,72 @@ def test_a_changed_type_is_an_error_and_a_fifo_is_never_opened(made: tuple[Path,
     ]
 
 
+def _installed() -> str:
+    command = shutil.which("hashpar")
+    if command is None:
+        pytest.fail("the hashpar command is not installed: run README's install command")
+    return command
+
+
+def _moved_to_another_disk(tmp_path: Path) -> list[str]:
+    """The reproduction: make, then ``mv t/data ext/ && ln -s ../ext/data t/data``; the
+    installed command, run from ``tmp_path`` with relative names. Returns the verify line."""
+    command = _installed()
+    build_tree(tmp_path / "t", {"data/x": b"x\n", "y": b"y\n"})
+    made = subprocess.run(
+        [command, "make", "t", "-q", "-o", "m.json"], cwd=tmp_path, capture_output=True, timeout=60
+    )
+    assert (made.returncode, made.stderr) == (0, b"")
+    (tmp_path / "ext").mkdir()
+    (tmp_path / "t" / "data").rename(tmp_path / "ext" / "data")
+    (tmp_path / "t" / "data").symlink_to(Path("..", "ext", "data"))
+    return [command, "verify", "m.json"]
+
+
+def test_a_directory_replaced_by_a_link_leading_outside_is_reported(tmp_path: Path) -> None:
+    """It was refused as an unsafe manifest (exit 2, nothing reported)."""
+    verify_command = _moved_to_another_disk(tmp_path)
+    result = subprocess.run(verify_command, cwd=tmp_path, capture_output=True, timeout=60)
+    assert (result.returncode, result.stderr.decode()) == (1, "")
+    assert result.stdout.decode().splitlines() == [
+        "MISSING data/x",
+        "NEW data",
+        "hashpar: 2 entries verified: 1 ok, 0 modified, 1 missing, 1 new, 0 moved, 0 errors",
+    ]
+
+
+def _strace_runs() -> bool:
+    if shutil.which("strace") is None:
+        return False
+    probe = subprocess.run(["strace", "-o", os.devnull, "true"], capture_output=True, check=False)
+    return probe.returncode == 0
+
+
+@pytest.mark.skipif(not _strace_runs(), reason="needs strace, and permission to trace")
+def test_nothing_beyond_a_link_leading_outside_is_looked_at(tmp_path: Path) -> None:
+    """Every system call of the run, workers included (``-j 2``), is traced: none names the
+    directory the link leads to or a path below the link, nor uses a descriptor open on
+    one. (The check this replaces resolved the link with realpath, an lstat of each
+    component outside.)"""
+    verify_command = _moved_to_another_disk(tmp_path)
+    trace = tmp_path / "trace"
+    strace = ["strace", "-f", "-qq", "-y", "-e", "trace=%file,%desc", "-o", str(trace)]
+    result = subprocess.run(
+        [*strace, *verify_command, "-j", "2", "-q"], cwd=tmp_path, capture_output=True, timeout=60
+    )
+    assert (result.returncode, result.stdout, result.stderr) == (
+        1,
+        b"MISSING data/x\nNEW data\n",
+        b"",
+    )
+    outside = str(tmp_path / "ext")
+    below = str(tmp_path / "t" / "data") + "/"
+    names = [f'"{outside}', f"<{outside}", f'"{below}', '"ext', '"t/data/']
+    lines = trace.read_text(errors="replace").splitlines()
+    assert any("readlink" in line and '"data"' in line for line in lines)  # the link was seen
+    assert [line for line in lines if any(name in line for name in names)] == []
+
+
 def without_dac(*args: str | os.PathLike[str]) -> subprocess.CompletedProcess[bytes]:
     """Run hashpar as root without the capabilities that bypass file permissions.
 
