@@ -388,7 +388,8 @@ def verify_tree(
     ``root`` defaults to ``manifest.root`` (relative to the current directory). The walk uses
     the manifest's algorithm, excludes and symlink policy, in parallel exactly as
     :func:`make_manifest` does. ``manifest_path``, when it lies inside the root, is left out
-    of the walk and of the comparison (a manifest cannot record its own digest).
+    of the walk and of the comparison (a manifest cannot record its own digest); so is, with
+    ``root``, the file at its place in that other tree (a copy holds a copy of it).
 
     Given a :class:`ManifestFile` (:func:`open_manifest`), the walk starts from its header
     and the entries are read while the workers hash, a piece at a time between scheduling
@@ -429,6 +430,12 @@ def verify_tree(
         skip: list[str | os.PathLike[str]] = []
         if manifest_path is not None and manifest_path != "-":
             skip.append(manifest_path)
+            if root is not None:  # a copy of the tree holds a copy of the manifest, there
+                recorded = os.path.abspath(settings.root)
+                if not os.path.isdir(recorded):
+                    recorded = os.path.dirname(recorded)
+                for place in _relative_paths(recorded, [manifest_path]):
+                    skip.append(os.path.join(base, place))
         expected = _Expected(manifest, _relative_paths(base, skip), consume=consume)
         listed = None
         if not new_files:  # the walk needs the entries' paths: read them first

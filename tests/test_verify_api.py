@@ -108,6 +108,18 @@ def test_the_manifest_file_is_left_out_even_when_it_lists_itself(tmp_path: Path)
     assert report == Report(verified=1, ok=1)
 
 
+def test_the_manifest_files_place_is_left_out_of_a_copy_checked_with_root(
+    tmp_path: Path,
+) -> None:
+    root = build_tree(tmp_path / "t", {"a": b"a", "sub/m.json": b""})
+    manifest = make_manifest(root, jobs=1, skip=[root / "sub/m.json"])
+    copy = build_tree(tmp_path / "copy", {"a": b"a", "sub/m.json": b"a copy of it"})
+    report = verify_tree(manifest, root=copy, manifest_path=root / "sub/m.json", jobs=1)
+    assert report == Report(verified=1, ok=1)
+    elsewhere = verify_tree(manifest, root=copy, manifest_path=tmp_path / "m.json", jobs=1)
+    assert elsewhere.new == ("sub/m.json",)  # a manifest kept outside its tree: no place
+
+
 def test_verify_leaves_the_manifest_as_it_was_unless_told_to_consume_it(tmp_path: Path) -> None:
     root = build_tree(tmp_path / "t", {"a": b"a", "b": b"b", "c": b"c"})
     loaded = hashpar.decode_manifest(hashpar.encode_manifest(make_manifest(root, jobs=1)))

@@ -204,6 +204,16 @@ def test_a_manifest_inside_its_own_tree_is_left_out(tmp_path: Path, how: str) ->
     assert (code, stdout) == (0, CLEAN_SUMMARY + "\n")
 
 
+def test_a_copy_holding_a_copy_of_the_manifest_verifies_clean(tmp_path: Path) -> None:
+    """make -o tree/manifest.json, copy the tree, verify the copy: its manifest.json is the
+    manifest's own file at its place, not a new file."""
+    root = build_tree(tmp_path / "tree", SPEC)
+    assert run_hashpar("make", root, "-o", root / "manifest.json").returncode == 0
+    shutil.copytree(root, tmp_path / "copy", symlinks=True)
+    result = verify(root / "manifest.json", "--root", tmp_path / "copy")
+    assert result == (0, CLEAN_SUMMARY + "\n", "")
+
+
 def test_ignore_new_reports_new_files_without_failing(made: tuple[Path, Path]) -> None:
     root, manifest = made
     (root / "extra").write_bytes(b"x")
