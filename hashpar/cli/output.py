@@ -7,6 +7,7 @@ Both targets are checked *before* any hashing starts, so a closed stdout or an u
 from __future__ import annotations
 
 import contextlib
+import errno
 import os
 import stat
 import sys
@@ -69,13 +70,29 @@ class Output:
         self.stream = os.fdopen(fd, "wb")
 
     def write(self, data: bytes) -> int:
-        """Write bytes; an I/O failure becomes OutputError, a closed pipe PipeClosed."""
+        """Write every byte of ``data`` or raise: an I/O failure becomes OutputError, a closed
+        pipe PipeClosed. Returns ``len(data)``.
+
+        The one place results are written, so it alone makes sure nothing is lost. A raw
+        stream (stdout under ``python -u`` or ``PYTHONUNBUFFERED=1``) writes with one
+        ``write(2)``, which on a filling disk or a reader going away writes part and
+        returns the count, with no error: the rest is written here until it is all out, or
+        the next ``write(2)`` says why it cannot be (ENOSPC, EPIPE). A buffered stream loops
+        itself: for it this is one check a write.
+        """
+        view = memoryview(data)
         try:
-            return self.stream.write(data)
+            while view:
+                written = self.stream.write(view)
+                if not written:  # None: a non-blocking stdout is full; 0: no progress
+                    code = errno.EAGAIN if written is None else errno.ENOSPC
+                    raise OSError(code, os.strerror(code))
+                view = view[written:]
         except BrokenPipeError:
             raise PipeClosed from None
         except OSError as exc:
             raise OutputError(f"cannot write {self._name}: {exc.strerror}") from None
+        return len(data)
 
     def commit(self) -> None:
         """Flush everything; for a file, fsync and atomically replace the target."""

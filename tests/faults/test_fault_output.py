@@ -13,10 +13,13 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from faultkit import START_METHODS, command, hashpar_env, leftovers, many_files
+from faultkit import START_METHODS, command, hashpar_env, leftovers, many_files, start
 
 NO_SPACE = b"hashpar: error: cannot write standard output: No space left on device\n"
 CLOSED = b"hashpar: error: standard output is closed\n"
+UNBUFFERED = {"PYTHONUNBUFFERED": "1"}
+"""stdout a raw stream, as under ``python -u``: each write is one write(2), which on a disk
+filling up or a reader going away writes part, returns the count and raises nothing."""
 DROP_DAC = ["setpriv", "--bounding-set=-dac_override,-dac_read_search"]
 """Root without the capabilities that bypass file permissions (see docs/reliability.md)."""
 
@@ -50,6 +53,62 @@ def test_stdout_on_a_full_device(method: str, tmp_path: Path) -> None:
         result = _run(command("make", tree, "-j", "2"), env, stdout=full.fileno())
     assert (result.returncode, result.stderr) == (2, NO_SPACE)
     assert leftovers(env) == []
+
+
+def _changed_tree(tmp_path: Path, count: int) -> tuple[Path, Path, Path]:
+    """A tree of ``count`` files, its manifest, and its manifest once every file changed."""
+    tree = many_files(tmp_path / "tree", count, content=b"data")
+    before, after = tmp_path / "before.json", tmp_path / "after.json"
+    assert _run(command("make", tree, "-o", before), hashpar_env()).returncode == 0
+    many_files(tree, count, content=b"DATA")
+    assert _run(command("make", tree, "-o", after), hashpar_env()).returncode == 0
+    return tree, before, after
+
+
+@pytest.mark.timeout(60)
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["export", "{before}", "-f", "sums"],
+        ["verify", "{before}", "--json"],
+        ["verify", "{before}"],
+        ["diff", "{before}", "{after}", "--json"],
+        ["diff", "{before}", "{after}"],
+    ],
+    ids=["export", "verify-json", "verify", "diff-json", "diff"],
+)
+def test_stdout_filling_up_in_the_middle_of_a_write(args: list[str], tmp_path: Path) -> None:
+    """``> full/x``, with room for 4 KiB of a result written in one call (export's whole
+    output, a report of 600 lines): the write takes 4096 bytes and returns the count; the
+    rest must still be written, and fail (was: exit 0 or 1, nothing said, the file cut
+    short)."""
+    _, before, after = _changed_tree(tmp_path, 600)
+    mount = tmp_path / "small"
+    mount.mkdir()
+    argv = command(*(arg.format(before=before, after=after) for arg in args))
+    script = (
+        'mount -t tmpfs -o size=4k tmpfs "$0" && "$@" > "$0/out"; code=$?; '
+        'wc -c < "$0/out"; exit $code'
+    )
+    namespace = ["unshare", "-m", "--propagation", "private", "sh", "-c", script, str(mount)]
+    result = _run([*namespace, *argv], hashpar_env(extra=UNBUFFERED))
+    assert (result.returncode, result.stderr) == (2, NO_SPACE)
+    assert result.stdout == b"4096\n"  # what fitted
+
+
+@pytest.mark.timeout(60)
+def test_reader_going_away_in_the_middle_of_a_write(tmp_path: Path) -> None:
+    """``hashpar export M -f sums | head -c 100``: the pipe takes 64 KiB of the 160 kB written
+    in one call, the reader goes, the write returns that count; the rest must fail with
+    EPIPE: quiet, exit 141 (was: exit 0)."""
+    _, before, _ = _changed_tree(tmp_path, 2000)
+    run = start(["export", before, "-f", "sums"], hashpar_env(extra=UNBUFFERED))
+    assert run.stdout is not None and run.stderr is not None
+    head = run.stdout.read(100)
+    run.stdout.close()  # the reader exits
+    stderr = run.stderr.read()
+    assert run.wait(timeout=50) == 141
+    assert len(head) == 100 and stderr == b""
 
 
 @pytest.mark.timeout(60)
