@@ -291,6 +291,38 @@ def test_o_to_a_fifo_writes_through_it_and_leaves_it_a_fifo(tmp_path: Path) -> N
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out", "t"]  # no temp file left
 
 
+def test_o_dev_stdout_with_stdout_a_pipe_writes_into_the_pipe(tmp_path: Path) -> None:
+    """/dev/stdout leads to /proc/self/fd/1, whose link reads ``pipe:[N]``, a name nothing
+    can open: the target is opened by the name given (was: exit 2, `cannot write
+    /dev/stdout: No such file or directory`)."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a").write_bytes(b"a\n")
+    made = run_hashpar("make", tmp_path / "d", "-o", "/dev/stdout")  # stdout is a pipe
+    assert (made.returncode, made.stderr) == (0, b"")
+    assert list(json.loads(made.stdout)["files"]) == ["a"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
+
+
+def test_o_process_substitution_writes_into_the_command(tmp_path: Path) -> None:
+    """``hashpar make d -o >(gzip > m.gz)``: bash passes /dev/fd/63, a pipe (was: `cannot
+    write /dev/fd/63: No such file or directory`, always)."""
+    import gzip
+
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a").write_bytes(b"a\n")
+    script = '"$@" -o >(gzip > m.gz); code=$?; wait $!; exit $code'  # $!: the gzip
+    argv = [sys.executable, "-m", "hashpar", "make", "d"]
+    run = subprocess.run(
+        ["bash", "-c", script, "bash", *argv],
+        cwd=tmp_path,
+        capture_output=True,
+        timeout=60,
+        check=False,
+    )
+    assert (run.returncode, run.stdout, run.stderr) == (0, b"", b"")
+    assert list(json.loads(gzip.decompress((tmp_path / "m.gz").read_bytes()))["files"]) == ["a"]
+
+
 def test_o_naming_a_directory_is_refused_before_any_hashing(tmp_path: Path) -> None:
     (tmp_path / "t").mkdir()
     made = run_hashpar("make", tmp_path / "t", "-o", tmp_path / "t")

@@ -1,4 +1,4 @@
-"""Where results go (hashpar.cli.output): every byte, or an error saying why not.
+"""Where results go (hashpar.cli.output): every byte or an error, and -o by the name given.
 
 A raw stream (stdout under ``python -u`` or ``PYTHONUNBUFFERED=1``) writes with one
 ``write(2)``, which may write part of what it was given and return the count, with no error:
@@ -8,9 +8,11 @@ deterministically, in place of the kernel.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import io
 import os
+import stat
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -153,3 +155,27 @@ def test_every_writer_of_results_gets_every_byte_out(raw_stdout: Install, tmp_pa
             out.commit()
         assert len(whole.getvalue()) > 100  # many writes of 7 bytes
         assert stdout.taken == whole.getvalue()
+
+
+@pytest.mark.parametrize("name", ["/dev/fd/{fd}", "/proc/self/fd/{fd}", "{link}"])
+def test_o_naming_a_pipe_through_proc_writes_into_that_pipe(tmp_path: Path, name: str) -> None:
+    """``-o /dev/stdout`` with stdout a pipe, ``-o >(cmd)``, and a link leading there: the
+    name is opened as given, not resolved to ``pipe:[N]``, which names nothing."""
+    read, write = os.pipe()
+    link = tmp_path / "link"
+    link.symlink_to(f"/dev/fd/{write}")
+    target = name.format(fd=write, link=link)
+    try:
+        with open_output(target) as out:
+            assert out.paths == [target]  # nothing to create, nothing to replace
+            out.write(b"through")
+            out.commit()
+        os.close(write)
+        with open(read, "rb") as reader:
+            assert reader.read() == b"through"
+    finally:
+        for fd in (read, write):
+            with contextlib.suppress(OSError):  # closed already
+                os.close(fd)
+    assert sorted(os.listdir(tmp_path)) == ["link"]
+    assert stat.S_ISLNK(link.lstat().st_mode)

@@ -34,8 +34,8 @@ class Output:
     it leads to is the one replaced (the link stays); a file that exists keeps its
     permission bits, and a new one gets those of ``open(..., "w")`` (0666 less the umask);
     a device, FIFO or anything else that is not a regular file or a directory (``-o
-    /dev/null``, ``-o /dev/stdout``) is written through like stdout, never replaced by a
-    file; a directory is refused at once.
+    /dev/null``, ``-o /dev/stdout``, ``-o >(cmd)``) is written through like stdout, opened
+    by the name given and never replaced by a file; a directory is refused at once.
     """
 
     def __init__(self, target: str | None) -> None:
@@ -47,21 +47,25 @@ class Output:
             _check_stdout()
             self.stream = sys.stdout.buffer
             return
-        path = os.path.realpath(target) if os.path.islink(target) else target
-        try:
-            st: os.stat_result | None = os.stat(path)
+        try:  # what the target is, through every link: /dev/stdout's /proc ones too
+            st: os.stat_result | None = os.stat(target)
         except FileNotFoundError:
-            st = None
+            st = None  # a new file, or a link leading to where one will be
         except OSError as exc:
             raise OutputError(f"cannot write {target}: {exc.strerror}") from None
         if st is not None and stat.S_ISDIR(st.st_mode):
             raise OutputError(f"cannot write {target}: Is a directory")
         if st is not None and not stat.S_ISREG(st.st_mode):
-            try:  # a device or FIFO: written through, as stdout is
-                self.stream = open(path, "wb")  # noqa: SIM115 (closed by commit or discard)
+            # A device or FIFO: written through, as stdout is, and opened by the name given.
+            # /dev/stdout and /dev/fd/N lead through /proc/self/fd/N, whose link open()
+            # follows to the open pipe itself; a path resolved from it ("pipe:[N]") names
+            # nothing that can be opened.
+            try:
+                self.stream = open(target, "wb")  # noqa: SIM115 (closed by commit or discard)
             except OSError as exc:
                 raise OutputError(f"cannot write {target}: {exc.strerror}") from None
             return
+        path = os.path.realpath(target) if os.path.islink(target) else target
         self.path = path
         fd, self.temp_path = _create_temp(path, target)
         if st is not None:
