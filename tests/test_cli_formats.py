@@ -292,9 +292,8 @@ def test_import_with_no_valid_line_is_exit_2(tmp_path: Path) -> None:
         run_hashpar("import", "-", "--algo", "sha256", stdin=b"garbage\n"),
         2,
         b"",
-        "hashpar: standard input:1: not a checksum line: expected '<hex digest>  <path>' or "
-        "'ALGO (path) = hex'\nhashpar: error: standard input: no properly formatted checksum "
-        "lines found (1 malformed)\n",
+        "hashpar: error: standard input: not a checksum file: line 1: not a checksum line: "
+        "expected '<hex digest>  <path>' or 'ALGO (path) = hex'\n",
     )
 
 

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from hashpar.errors import ManifestError, UsageError
 from hashpar.formats import (
     ChecksumFormat,
+    LineKind,
     MalformedLine,
     NoChecksumLines,
     algorithm_from_name,
@@ -304,12 +305,18 @@ def test_malformed_lines_are_reported_with_their_numbers(line: bytes, message: s
 
 
 def test_a_path_listed_twice_is_malformed_even_with_the_same_digest() -> None:
+    """With another digest the file cannot match both lines: that line is conflicting."""
     text = A.encode() + b"  x\n" + A.encode() + b"  ./x\n" + B.encode() + b"  x\n"
     parsed = parse_checksums(text, source="x", algorithm=Algorithm.SHA256)
     assert parsed.malformed == (
         MalformedLine(2, "x is listed again (first on line 1)"),
-        MalformedLine(3, "x is listed again (first on line 1)"),
+        MalformedLine(
+            3,
+            "x is listed again with another digest (first on line 1, whose digest is checked)",
+            LineKind.CONFLICTING,
+        ),
     )
+    assert (parsed.problems.malformed, parsed.problems.conflicting) == (1, 1)
     assert parsed.manifest.files["x"].digest == A
 
 
@@ -318,7 +325,7 @@ def test_a_path_listed_twice_is_malformed_even_with_the_same_digest() -> None:
     [
         (b"", "(only blank lines and comments)", []),
         (b"\n# only a comment\n", "(only blank lines and comments)", []),
-        (b"junk\n# comment\nmore junk\n", "(2 malformed)", [1, 3]),
+        (b"\n# ../x\n" + A.encode() + b"  ../x\n", "(1 malformed)", [3]),
     ],
 )
 def test_no_valid_line_at_all_is_an_error(text: bytes, detail: str, lines: list[int]) -> None:

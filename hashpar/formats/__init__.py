@@ -6,9 +6,11 @@
   turn a directory with a ``data/`` payload into a bag in place.
 
 Encoders take a :class:`~hashpar.models.Manifest` and return the bytes the real tool would
-write; parsers return a :class:`ParsedChecksums` (a Manifest whose sizes and mtimes are None,
-plus every :class:`MalformedLine` with its number). A name a format cannot express is a
-ManifestError, never a line that names some other file.
+write; parsers read line by line and return a :class:`ParsedChecksums` (a Manifest whose
+sizes and mtimes are None, plus :class:`LineProblems`: the first :class:`MalformedLine` records with
+their numbers and kinds, and counts of all). A name a format cannot express is a
+ManifestError, never a line that names some other file; input that is no checksum file at
+all is a :class:`NotAChecksumFile`.
 """
 
 from __future__ import annotations
@@ -21,19 +23,30 @@ if TYPE_CHECKING:
     from hashpar.formats.files import bag_tag_files, fill_sizes, load_checksums, read_bag
     from hashpar.formats.records import (
         ChecksumFormat,
+        LineKind,
+        LineProblems,
         MalformedLine,
         NoChecksumLines,
+        NotAChecksumFile,
         ParsedChecksums,
         algorithm_from_name,
     )
-    from hashpar.formats.sums import encode_bsd, encode_sums, parse_checksums
+    from hashpar.formats.sums import (
+        encode_bsd,
+        encode_sums,
+        parse_checksum_lines,
+        parse_checksums,
+    )
     from hashpar.models import Manifest
 del TYPE_CHECKING
 
 __all__ = [
     "ChecksumFormat",
+    "LineKind",
+    "LineProblems",
     "MalformedLine",
     "NoChecksumLines",
+    "NotAChecksumFile",
     "ParsedChecksums",
     "algorithm_from_name",
     "bag_tag_files",
@@ -44,6 +57,7 @@ __all__ = [
     "fill_sizes",
     "load_checksums",
     "parse_bagit",
+    "parse_checksum_lines",
     "parse_checksums",
     "read_bag",
 ]
@@ -59,12 +73,16 @@ _SOURCES = {
     "load_checksums": "hashpar.formats.files",
     "read_bag": "hashpar.formats.files",
     "ChecksumFormat": "hashpar.formats.records",
+    "LineKind": "hashpar.formats.records",
+    "LineProblems": "hashpar.formats.records",
     "MalformedLine": "hashpar.formats.records",
     "NoChecksumLines": "hashpar.formats.records",
+    "NotAChecksumFile": "hashpar.formats.records",
     "ParsedChecksums": "hashpar.formats.records",
     "algorithm_from_name": "hashpar.formats.records",
     "encode_bsd": "hashpar.formats.sums",
     "encode_sums": "hashpar.formats.sums",
+    "parse_checksum_lines": "hashpar.formats.sums",
     "parse_checksums": "hashpar.formats.sums",
 }
 

@@ -12,21 +12,24 @@ from __future__ import annotations
 
 import hashlib
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from datetime import date
 
 from hashpar.errors import ManifestError
 from hashpar.formats.records import (
     ChecksumFormat,
-    MalformedLine,
+    EntryTable,
+    FormGate,
     NoChecksumLines,
     ParsedChecksums,
+    ProblemCollector,
     clean_path,
     describe_digest_length,
     imported_manifest,
     name_list,
+    numbered_lines,
 )
-from hashpar.models import Algorithm, FileEntry, Manifest
+from hashpar.models import Algorithm, Manifest
 from hashpar.names import display_name
 
 __all__ = [
@@ -39,6 +42,7 @@ __all__ = [
     "encode_bagit",
     "encode_path",
     "parse_bagit",
+    "parse_bagit_lines",
     "tag_manifest",
 ]
 
@@ -97,56 +101,62 @@ def encode_bagit(manifest: Manifest) -> bytes:
 
 
 def parse_bagit(data: bytes, *, source: str, root: str) -> ParsedChecksums:
-    """Read a SHA-256 payload manifest; paths lose their ``data/`` and resolve under ``root``.
+    """:func:`parse_bagit_lines` on the ``\\n``-separated lines of ``data``."""
+    return parse_bagit_lines((line for _, line in numbered_lines(data)), source=source, root=root)
+
+
+def parse_bagit_lines(lines: Iterable[bytes], *, source: str, root: str) -> ParsedChecksums:
+    """Read a SHA-256 payload manifest from its ``\\n``-separated lines, one at a time; paths
+    lose their ``data/`` and resolve under ``root``.
 
     Lines end with LF, CR or CRLF (RFC 8493 section 2.1.3); blank lines and ``#`` comments
-    are skipped as bagit-python does. NoChecksumLines when no line is usable.
+    are skipped as bagit-python does. NotAChecksumFile as soon as the input is plainly no
+    manifest (:class:`~hashpar.formats.records.FormGate`); NoChecksumLines when no line is
+    usable.
     """
-    malformed: list[MalformedLine] = []
-    files: dict[str, FileEntry] = {}
-    first_line: dict[str, int] = {}
-    for number, raw in enumerate(data.splitlines(), start=1):
-        problem, parsed = _parse_line(raw)
-        if parsed is None:
-            if problem:
-                malformed.append(MalformedLine(number, problem))
-            continue
-        path, digest = parsed
-        if path in first_line:
-            shown = display_name(path)
-            message = f"{shown} is listed again (first on line {first_line[path]})"
-            malformed.append(MalformedLine(number, message))
-            continue
-        first_line[path] = number
-        files[path] = FileEntry(size=None, digest=digest, mtime_ns=None)
-    if not files:
-        raise NoChecksumLines(source, tuple(malformed))
-    manifest = imported_manifest(Algorithm.SHA256, root, files)
-    return ParsedChecksums(manifest, tuple(malformed), frozenset({ChecksumFormat.BAGIT}))
+    gate = FormGate(source)
+    problems = ProblemCollector()
+    table = EntryTable(problems)
+    number = 0
+    for piece in lines:
+        for raw in piece.splitlines() or [b""]:  # CR and CRLF end lines too
+            number += 1
+            if raw.strip() == b"" or raw.startswith(b"#"):
+                continue
+            formed, parsed = _parse_line(raw)
+            if isinstance(parsed, str):
+                gate.see(number, raw, formed, parsed)
+                problems.add(number, parsed)
+            else:
+                gate.see(number, raw, True)
+                table.add(number, *parsed)
+    gate.end(number)
+    if not table.files:
+        raise NoChecksumLines(source, problems.freeze())
+    manifest = imported_manifest(Algorithm.SHA256, root, table.files)
+    return ParsedChecksums(manifest, problems.freeze(), frozenset({ChecksumFormat.BAGIT}))
 
 
-def _parse_line(raw: bytes) -> tuple[str, tuple[str, str] | None]:
-    """``("", (path, hex))`` for an entry, ``("", None)`` to skip, ``(reason, None)``."""
-    if raw.strip() == b"" or raw.startswith(b"#"):
-        return "", None
+def _parse_line(raw: bytes) -> tuple[bool, tuple[str, str] | str]:
+    """``(has a manifest line's form, (path, hex) or the reason it cannot be used)``."""
     if raw.startswith(b"\xef\xbb\xbf"):
-        return "starts with a UTF-8 byte-order mark (RFC 8493 forbids it)", None
+        return False, "starts with a UTF-8 byte-order mark (RFC 8493 forbids it)"
     try:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
-        return "not valid UTF-8 (BagIt manifests are UTF-8)", None
+        return False, "not valid UTF-8 (BagIt manifests are UTF-8)"
     match = _LINE.fullmatch(text)
     if match is None:
-        return "not a manifest line: expected '<hex digest>  data/<path>'", None
+        return False, "not a manifest line: expected '<hex digest>  data/<path>'"
     digest, filepath = match.groups()
     if len(digest) != 64:
-        return describe_digest_length(len(digest)), None
+        return True, describe_digest_length(len(digest))
     if not filepath.startswith("data/"):
-        return f"not a payload path (outside data/): {display_name(filepath)}", None
+        return True, f"not a payload path (outside data/): {display_name(filepath)}"
     path, reason = clean_path(decode_path(filepath[5:]))
     if path is None:
-        return f"{reason}: {display_name(filepath)}", None
-    return "", (path, digest.lower())
+        return True, f"{reason}: {display_name(filepath)}"
+    return True, (path, digest.lower())
 
 
 def check_bagit_txt(data: bytes, source: str) -> None:

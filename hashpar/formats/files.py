@@ -6,10 +6,11 @@ functions in ``sums.py`` and ``bagit.py``.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import stat
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import replace
 from datetime import UTC, datetime
 from typing import BinaryIO
@@ -17,8 +18,8 @@ from typing import BinaryIO
 from hashpar import __version__
 from hashpar.errors import ManifestError, UsageError
 from hashpar.formats import bagit
-from hashpar.formats.records import ChecksumFormat, ParsedChecksums, name_list
-from hashpar.formats.sums import parse_checksums
+from hashpar.formats.records import ChecksumFormat, ParsedChecksums, name_list, numbered_lines
+from hashpar.formats.sums import parse_checksum_lines
 from hashpar.models import Algorithm, FileEntry, Manifest, Snapshot
 from hashpar.names import display_name, input_name
 
@@ -32,7 +33,9 @@ __all__ = [
     "load_checksums",
     "looks_like_manifest",
     "parse_input",
+    "parse_lines",
     "read_bag",
+    "read_checksums",
     "read_input",
 ]
 
@@ -41,7 +44,8 @@ _CHUNK = 1 << 20
 MAX_LINE = 1 << 20
 """Longest line accepted in a checksum file, in bytes."""
 MAX_INPUT = 4 << 30
-"""Largest checksum file accepted, in bytes (about 40 million lines)."""
+"""Largest manifest or tag file read whole, in bytes. Checksum files are read line by line,
+whatever their size (:func:`read_checksums`)."""
 
 
 def load_checksums(
@@ -53,14 +57,44 @@ def load_checksums(
 ) -> ParsedChecksums:
     """Read a sums file, a BagIt payload manifest or a bag directory (``-``: stdin).
 
-    A directory is a bag; anything else is read with :func:`read_input` and parsed with
-    :func:`parse_input`. UsageError/ManifestError for unreadable or unusable input.
+    A directory is a bag; anything else is read a piece at a time and parsed line by line
+    (:func:`read_checksums`). UsageError/ManifestError for unreadable or unusable input.
     """
     if path != "-" and os.path.isdir(path):
         if only not in (None, ChecksumFormat.BAGIT):
             raise UsageError(f"{path} is a directory, not a {only} file")
         return read_bag(path, algorithm=algorithm, root=root)
-    return parse_input(read_input(path), path, algorithm=algorithm, only=only, root=root)
+    parsed = read_checksums(path, algorithm=algorithm, only=only, root=root)
+    assert isinstance(parsed, ParsedChecksums)  # without manifest_ok, never bytes
+    return parsed
+
+
+def read_checksums(
+    path: str,
+    *,
+    algorithm: Algorithm | None = None,
+    only: ChecksumFormat | None = None,
+    root: str | None = None,
+    manifest_ok: bool = False,
+) -> ParsedChecksums | bytes:
+    """Read checksum file ``path`` (``-``: stdin; pipes and ``<(...)`` work), once, a piece at
+    a time, and parse it line by line (:func:`parse_lines`): memory holds the entries and the
+    problem lines kept, never the file, so a huge or endless input costs no more.
+
+    With ``manifest_ok``, input whose first chunk :func:`looks_like_manifest` is returned as
+    its bytes instead (read whole up to MAX_INPUT; binary input: the first chunk only), for
+    the manifest decoder. A line longer than MAX_LINE is refused as soon as it is seen.
+    """
+    name = input_name(path)
+    try:
+        with _opened(path) as stream:
+            head = stream.read(_CHUNK)
+            if manifest_ok and looks_like_manifest(head, path):
+                return head if b"\0" in head else _read_rest(head, stream, name)
+            lines = _split_lines(head, stream, name)
+            return parse_lines(lines, path, algorithm=algorithm, only=only, root=root)
+    except OSError as exc:
+        raise UsageError(f"cannot read {name}: {exc.strerror}") from None
 
 
 def parse_input(
@@ -71,7 +105,20 @@ def parse_input(
     only: ChecksumFormat | None = None,
     root: str | None = None,
 ) -> ParsedChecksums:
-    """Parse the bytes of checksum file ``path`` (``-``: stdin), by ``only`` or by its name.
+    """:func:`parse_lines` on the ``\\n``-separated lines of ``data``."""
+    lines = (line for _, line in numbered_lines(data))
+    return parse_lines(lines, path, algorithm=algorithm, only=only, root=root)
+
+
+def parse_lines(
+    lines: Iterable[bytes],
+    path: str,
+    *,
+    algorithm: Algorithm | None = None,
+    only: ChecksumFormat | None = None,
+    root: str | None = None,
+) -> ParsedChecksums:
+    """Parse the lines of checksum file ``path`` (``-``: stdin), by ``only`` or by its name.
 
     A file named ``manifest-<algo>.txt`` is a BagIt payload manifest whose paths resolve in
     ``data/`` beside it; anything else is a GNU/BSD file (line forms detected per line) whose
@@ -84,8 +131,10 @@ def parse_input(
     if only is ChecksumFormat.BAGIT or (only is None and is_bag_manifest):
         _require_sha256(algorithm, name, path)
         bag_root = os.path.join(os.path.dirname(path) or ".", "data")
-        return bagit.parse_bagit(data, source=source, root=root or bag_root)
-    return parse_checksums(data, source=source, algorithm=algorithm, only=only, root=root or ".")
+        return bagit.parse_bagit_lines(lines, source=source, root=root or bag_root)
+    return parse_checksum_lines(
+        lines, source=source, algorithm=algorithm, only=only, root=root or "."
+    )
 
 
 def looks_like_manifest(head: bytes, name: str = "") -> bool:
@@ -134,7 +183,9 @@ def read_bag(
         )
     _require_sha256(algorithm, bagit.PAYLOAD_MANIFEST, bagdir)
     data_dir = os.path.join(bagdir, "data")
-    return bagit.parse_bagit(read_input(manifest_path), source=manifest_path, root=root or data_dir)
+    parsed = read_checksums(manifest_path, only=ChecksumFormat.BAGIT, root=root or data_dir)
+    assert isinstance(parsed, ParsedChecksums)
+    return parsed
 
 
 def fill_sizes(manifest: Manifest) -> tuple[Manifest, int]:
@@ -264,6 +315,43 @@ def read_input(path: str, *, manifest_ok: bool = False) -> bytes:
             return _read_lines(stream, name, manifest_ok)
     except OSError as exc:
         raise UsageError(f"cannot read {name}: {exc.strerror}") from None
+
+
+@contextlib.contextmanager
+def _opened(path: str) -> Iterator[BinaryIO]:
+    if path == "-":
+        yield sys.stdin.buffer
+    else:
+        with open(path, "rb") as stream:
+            yield stream
+
+
+def _split_lines(head: bytes, stream: BinaryIO, name: str) -> Iterator[bytes]:
+    """The ``\\n``-separated lines of ``head`` and the rest of ``stream``, terminators removed
+    (as :func:`~hashpar.formats.records.numbered_lines`), read a chunk at a time."""
+    rest = b""
+    chunk = head
+    while chunk:
+        lines = (rest + chunk).split(b"\n")
+        rest = lines.pop()
+        if len(rest) > MAX_LINE:
+            raise UsageError(f"{name}: a line longer than {MAX_LINE} bytes: not a checksum file")
+        yield from lines
+        chunk = stream.read(_CHUNK)
+    if rest:
+        yield rest
+
+
+def _read_rest(head: bytes, stream: BinaryIO, name: str) -> bytes:
+    """``head`` and the rest of ``stream``: a manifest, which may be one long line."""
+    chunks = [head]
+    total = len(head)
+    while chunk := stream.read(_CHUNK):
+        chunks.append(chunk)
+        total += len(chunk)
+        if total > MAX_INPUT:
+            raise UsageError(f"{name}: larger than {MAX_INPUT} bytes: refusing to read it")
+    return b"".join(chunks)
 
 
 def _read_lines(stream: BinaryIO, name: str, manifest_ok: bool) -> bytes:

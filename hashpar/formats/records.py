@@ -4,6 +4,8 @@ and guessing the algorithm from a file name. Pure: no I/O.
 
 from __future__ import annotations
 
+import heapq
+import itertools
 import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -18,10 +20,18 @@ if TYPE_CHECKING:  # models imports msgspec: a command's --help must not pay for
     from hashpar.models import FileEntry, Manifest
 
 __all__ = [
+    "FORM_LINES",
+    "MAX_KEPT",
     "ChecksumFormat",
+    "EntryTable",
+    "FormGate",
+    "LineKind",
+    "LineProblems",
     "MalformedLine",
     "NoChecksumLines",
+    "NotAChecksumFile",
     "ParsedChecksums",
+    "ProblemCollector",
     "algorithm_from_name",
     "clean_path",
     "describe_digest_length",
@@ -43,38 +53,206 @@ class ChecksumFormat(StrEnum):
     """A BagIt (RFC 8493) payload manifest: ``<hex>  data/<percent-encoded path>``."""
 
 
+class LineKind(StrEnum):
+    """Why a line of a checksum file was not used."""
+
+    MALFORMED = "malformed"
+    """It cannot be used: not a checksum line, an unsafe path, a digest of another length..."""
+    CONFLICTING = "conflicting"
+    """It lists a path an earlier line lists, with another digest: the file cannot match both."""
+
+
 @dataclass(frozen=True, slots=True)
 class MalformedLine:
-    """A line that is not a usable checksum line: its 1-based number and why."""
+    """A line that is not a usable checksum line: its 1-based number, why, and which kind."""
 
     line: int
     message: str
+    kind: LineKind = LineKind.MALFORMED
+
+
+MAX_KEPT = 1000
+"""How many problem lines a parse keeps, the first by line number; all of them are counted."""
+
+
+@dataclass(frozen=True, slots=True)
+class LineProblems:
+    """The lines of a checksum file that were not used: the first :data:`MAX_KEPT` of them in
+    line order, and how many of each kind there were in all (a huge wrong file costs no more
+    memory than a short one)."""
+
+    kept: tuple[MalformedLine, ...] = ()
+    malformed: int = 0
+    conflicting: int = 0
+
+    @property
+    def total(self) -> int:
+        """Every problem line, kept or not."""
+        return self.malformed + self.conflicting
+
+
+class ProblemCollector:
+    """Gathers problem lines, in any order, into a :class:`LineProblems` (bounded memory)."""
+
+    def __init__(self, keep: int = MAX_KEPT) -> None:
+        self._keep = keep
+        self._heap: list[tuple[int, int, MalformedLine]] = []  # (-line, arrival, problem)
+        self._arrival = itertools.count()
+        self._counts = dict.fromkeys(LineKind, 0)
+
+    def add(self, line: int, message: str, kind: LineKind = LineKind.MALFORMED) -> None:
+        self._counts[kind] += 1
+        item = (-line, next(self._arrival), MalformedLine(line, message, kind))
+        if len(self._heap) < self._keep:
+            heapq.heappush(self._heap, item)
+        elif line < -self._heap[0][0]:
+            heapq.heapreplace(self._heap, item)
+
+    @property
+    def total(self) -> int:
+        return sum(self._counts.values())
+
+    def freeze(self) -> LineProblems:
+        kept = tuple(problem for *_, problem in sorted(self._heap, key=lambda i: -i[0]))
+        return LineProblems(
+            kept, self._counts[LineKind.MALFORMED], self._counts[LineKind.CONFLICTING]
+        )
 
 
 @dataclass(frozen=True)
 class ParsedChecksums:
-    """A checksum file read into a Manifest, plus every line that could not be used.
+    """A checksum file read into a Manifest, plus the lines that could not be used.
 
     ``manifest.files`` holds one FileEntry per valid line, with ``size`` and ``mtime_ns`` None
     (a sums file records neither). ``formats`` says which line formats were seen.
     """
 
     manifest: Manifest
-    malformed: tuple[MalformedLine, ...]
+    problems: LineProblems
     formats: frozenset[ChecksumFormat]
+
+    @property
+    def malformed(self) -> tuple[MalformedLine, ...]:
+        """The problem lines kept (see :class:`LineProblems`), in line order."""
+        return self.problems.kept
 
 
 class NoChecksumLines(ManifestError):
     """A checksum file without a single usable line (exit 2, like coreutils' "no properly
-    formatted checksum lines found"); ``malformed`` lists why each line was refused.
+    formatted checksum lines found"); ``problems`` holds why lines were refused.
     """
 
-    def __init__(self, source: str, malformed: tuple[MalformedLine, ...]) -> None:
+    def __init__(self, source: str, problems: LineProblems) -> None:
         detail = (
-            f" ({len(malformed)} malformed)" if malformed else " (only blank lines and comments)"
+            f" ({problems.total} malformed)"
+            if problems.total
+            else " (only blank lines and comments)"
         )
         super().__init__(f"{source}: no properly formatted checksum lines found{detail}")
-        self.malformed = malformed
+        self.problems = problems
+        self.malformed = problems.kept
+
+
+class NotAChecksumFile(ManifestError):
+    """Input that is no checksum file at all (exit 2, one message): a hashpar manifest, other
+    JSON, or text none of whose first :data:`FORM_LINES` lines has a checksum line's form."""
+
+
+FORM_LINES = 10
+"""A file none of whose first this many lines (blank lines and comments aside) has the form of
+a checksum line is not read further: it is not a checksum file. sha256sum -c reads to the end
+and names every line; a signed SUMS file (``-----BEGIN PGP SIGNED MESSAGE-----``, ``Hash:``)
+has three such lines before its first checksum line."""
+
+
+class FormGate:
+    """Decides, line by line, whether the input is a checksum file at all (pure).
+
+    :meth:`see` is told each line that is neither blank nor a comment, and whether it has a
+    checksum line's form; it raises :class:`NotAChecksumFile` on the :data:`FORM_LINES`-th
+    such line when none had that form, or when the input opens like JSON. :meth:`end` applies
+    the same rule to a file that ended sooner.
+    """
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.formed = False
+        self._seen = 0
+        self._first: tuple[int, str] | None = None
+        self._json = False
+
+    def see(self, number: int, raw: bytes, formed: bool, reason: str = "") -> None:
+        if self.formed:
+            return
+        if formed:
+            self.formed = True
+            return
+        self._seen += 1
+        if self._first is None:
+            self._first = (number, reason)
+            self._json = raw.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r")[:1] in (b"{", b"[")
+        if self._json and b'"version"' in raw:
+            raise NotAChecksumFile(
+                f"{self.source}: a hashpar manifest (JSON), not a checksum file: hashpar verify "
+                "reads it without --format, hashpar export writes sums from it"
+            )
+        if self._seen >= FORM_LINES:
+            self._refuse(number)
+
+    def end(self, last: int) -> None:
+        if not self.formed and self._seen:
+            self._refuse(last)
+
+    def _refuse(self, last: int) -> None:
+        assert self._first is not None
+        number, reason = self._first
+        what = "JSON, not a checksum file" if self._json else "not a checksum file"
+        if self._seen == 1:  # the file's only line that is not blank or a comment
+            raise NotAChecksumFile(f"{self.source}: {what}: line {number}: {reason}")
+        raise NotAChecksumFile(
+            f"{self.source}: {what}: no checksum line in lines 1-{last} (line {number}: {reason})"
+        )
+
+
+class EntryTable:
+    """The entries of a checksum file being read, first line wins: a path listed again is a
+    problem line of the later line, :attr:`LineKind.CONFLICTING` when its digest differs
+    (``sha256sum -c`` checks both lines, so one of them FAILS), else malformed. Lines may
+    arrive out of order (a line whose meaning waits for the algorithm)."""
+
+    def __init__(self, problems: ProblemCollector) -> None:
+        self.problems = problems
+        self.files: dict[str, FileEntry] = {}
+        self._first: dict[str, int] = {}
+
+    def add(self, number: int, path: str, digest: str) -> bool:
+        """Add line ``number``'s entry; False (and a problem line) if the path is listed."""
+        from hashpar.models import FileEntry
+
+        entry = FileEntry(size=None, digest=digest, mtime_ns=None)
+        first = self._first.get(path)
+        if first is None:
+            self._first[path] = number
+            self.files[path] = entry
+            return True
+        accepted = number < first  # it came late but is the earlier line: it is the first
+        if accepted:
+            later, later_digest = first, self.files[path].digest
+            self._first[path] = number
+            self.files[path] = entry
+        else:
+            later, later_digest = number, digest
+        first, shown = self._first[path], display_name(path)
+        if later_digest == self.files[path].digest:
+            self.problems.add(later, f"{shown} is listed again (first on line {first})")
+        else:
+            self.problems.add(
+                later,
+                f"{shown} is listed again with another digest (first on line {first}, "
+                "whose digest is checked)",
+                LineKind.CONFLICTING,
+            )
+        return accepted
 
 
 def numbered_lines(data: bytes) -> Iterator[tuple[int, bytes]]:

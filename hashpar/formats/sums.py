@@ -24,9 +24,11 @@ from collections.abc import Iterable
 from hashpar.errors import ManifestError, UsageError
 from hashpar.formats.records import (
     ChecksumFormat,
-    MalformedLine,
+    EntryTable,
+    FormGate,
     NoChecksumLines,
     ParsedChecksums,
+    ProblemCollector,
     clean_path,
     describe_digest_length,
     imported_manifest,
@@ -34,10 +36,10 @@ from hashpar.formats.records import (
     numbered_lines,
     resolve_algorithm,
 )
-from hashpar.models import Algorithm, FileEntry, Manifest
+from hashpar.models import Algorithm, Manifest
 from hashpar.names import display_name
 
-__all__ = ["encode_bsd", "encode_sums", "parse_checksums"]
+__all__ = ["encode_bsd", "encode_sums", "parse_checksum_lines", "parse_checksums"]
 
 _TAGS = {Algorithm.SHA256: b"SHA256", Algorithm.BLAKE3: b"BLAKE3"}
 _TAG_ALGORITHMS = {tag: algorithm for algorithm, tag in _TAGS.items()}
@@ -121,63 +123,126 @@ def parse_checksums(
     only: ChecksumFormat | None = None,
     root: str = ".",
 ) -> ParsedChecksums:
-    """Read a GNU or BSD checksum file (either line form, or a mix, unless ``only`` is given).
+    """:func:`parse_checksum_lines` on the ``\\n``-separated lines of ``data``."""
+    lines = (line for _, line in numbered_lines(data))
+    return parse_checksum_lines(lines, source=source, algorithm=algorithm, only=only, root=root)
+
+
+def parse_checksum_lines(
+    lines: Iterable[bytes],
+    *,
+    source: str,
+    algorithm: Algorithm | None = None,
+    only: ChecksumFormat | None = None,
+    root: str = ".",
+) -> ParsedChecksums:
+    """Read a GNU or BSD checksum file (either line form, or a mix, unless ``only`` is given)
+    from its lines (``\\n`` removed), one at a time: what is kept is the entries, the first
+    :data:`~hashpar.formats.records.MAX_KEPT` problem lines and counts of the rest.
 
     ``source`` names the file in messages and, without ``algorithm``, may announce the
     algorithm (``SHA256SUMS``, ``x.b3``); BSD tags announce it too. UsageError when the
-    algorithm cannot be told; NoChecksumLines when no line is usable. Every other problem is
-    a MalformedLine; the valid lines become ``manifest.files`` (sizes unknown) under ``root``.
+    algorithm cannot be told; NotAChecksumFile as soon as the input is plainly no checksum
+    file (:class:`~hashpar.formats.records.FormGate`); NoChecksumLines when no line is usable.
+    Every other problem is a MalformedLine; the valid lines become ``manifest.files`` (sizes
+    unknown) under ``root``.
     """
-    lines = [
-        (number, raw, _BSD_LINE.fullmatch(raw.removesuffix(b"\r")))
-        for number, raw in numbered_lines(data)
-        if raw and not raw.startswith(b"#")  # blank lines and comments are skipped
-    ]
-    algo = _algorithm(lines, algorithm, source)
-    malformed: list[MalformedLine] = []
-    files: dict[str, FileEntry] = {}
-    first_line: dict[str, int] = {}
-    seen: set[ChecksumFormat] = set()
-    for number, raw, bsd in lines:
-        kind, parsed = _parse_line(raw, bsd, algo, only)
-        if isinstance(parsed, str):
-            malformed.append(MalformedLine(number, parsed))
-            continue
-        path, reason = clean_path(os.fsdecode(parsed[0]))
-        if path is None:
-            malformed.append(MalformedLine(number, f"{reason}: {_shown(parsed[0])}"))
-        elif path in first_line:
-            malformed.append(MalformedLine(number, _duplicate(path, first_line[path])))
-        else:
-            first_line[path] = number
-            files[path] = FileEntry(size=None, digest=parsed[1], mtime_ns=None)
-            seen.add(kind)
-    if not files or algo is None:
-        raise NoChecksumLines(source, tuple(malformed))
-    return ParsedChecksums(imported_manifest(algo, root, files), tuple(malformed), frozenset(seen))
+    reader = _Reader(source, algorithm, only)
+    number = 0
+    for number, raw in enumerate(lines, start=1):
+        if raw and not raw.startswith(b"#"):  # blank lines and comments are skipped
+            reader.line(number, raw)
+    return reader.finish(number, root)
 
 
-_Line = tuple[int, bytes, "re.Match[bytes] | None"]
+class _Reader:
+    """One checksum file's reading state. The algorithm is ``--algo``'s, else the BSD tags',
+    else the file name's; until a tag or the end decides it, a GNU line ending in CR (which
+    ``sha256sum -c`` drops and ``b3sum --check`` keeps) waits in ``pending``."""
 
+    def __init__(self, source: str, given: Algorithm | None, only: ChecksumFormat | None) -> None:
+        self.source, self.given, self.only = source, given, only
+        self.gate = FormGate(source)
+        self.problems = ProblemCollector()
+        self.table = EntryTable(self.problems)
+        self.formats: set[ChecksumFormat] = set()
+        self.tagged: dict[Algorithm, int] = {}
+        self.pending: list[tuple[int, bytes]] = []
+        self.gnu_usable = False  # a GNU line usable whatever the algorithm: the name must say
 
-def _algorithm(lines: list[_Line], given: Algorithm | None, source: str) -> Algorithm | None:
-    """Given, else the BSD tags' one, else the file name's (only asked when a GNU line is
-    usable: a file of MD5 sums deserves that message, not a question about --algo).
-    """
-    tagged: dict[Algorithm, int] = {}
-    for number, _, bsd in lines:
+    @property
+    def algorithm(self) -> Algorithm | None:
+        return self.given or next(iter(self.tagged), None)
+
+    def line(self, number: int, raw: bytes) -> None:
+        bsd = _BSD_LINE.fullmatch(raw.removesuffix(b"\r"))
         if bsd is not None and bsd.group(2) in _TAG_ALGORITHMS:
-            tagged.setdefault(_TAG_ALGORITHMS[bsd.group(2)], number)
-    if given is None and len(tagged) > 1:
-        (a, first), (b, second) = sorted(tagged.items(), key=lambda item: item[1])[:2]
-        raise UsageError(
-            f"{source}: mixes {a} (line {first}) and {b} (line {second}) digests: "
-            "give --algo to check one of them"
-        )
-    algorithm = given or next(iter(tagged), None)
-    if algorithm is None and any(isinstance(_parse_gnu(raw), tuple) for _, raw, _ in lines):
-        algorithm = resolve_algorithm(None, None, source)
-    return algorithm
+            self._tag(_TAG_ALGORITHMS[bsd.group(2)], number)
+        gnu = bsd is None and self.only is not ChecksumFormat.BSD
+        if gnu and self.algorithm is None and raw.endswith(b"\r"):
+            as_sha = _parse_line(raw, None, Algorithm.SHA256, self.only)[1]
+            if isinstance(as_sha, str) and isinstance(_parse_line(raw, None, None, None)[1], str):
+                formed = _GNU_LINE.fullmatch(raw) is not None
+                self.gate.see(number, raw, formed, as_sha)
+                self.problems.add(number, as_sha)  # unusable either way: no need to wait
+                return
+            self.gate.see(number, raw, True)
+            self.gnu_usable = True
+            self.pending.append((number, raw))
+            return
+        kind, parsed = _parse_line(raw, bsd, self.algorithm, self.only)
+        if isinstance(parsed, str):
+            formed = _GNU_LINE.fullmatch(raw) is not None if gnu else bsd is not None
+            self.gate.see(number, raw, formed and self.only is not _OTHER[kind], parsed)
+            self.problems.add(number, parsed)
+            return
+        self.gate.see(number, raw, True)
+        self.gnu_usable |= kind is ChecksumFormat.SUMS
+        self._accept(number, kind, parsed)
+
+    def _tag(self, algorithm: Algorithm, number: int) -> None:
+        self.tagged.setdefault(algorithm, number)
+        if self.given is None and len(self.tagged) > 1:
+            (a, first), (b, second) = sorted(self.tagged.items(), key=lambda item: item[1])
+            raise UsageError(
+                f"{self.source}: mixes {a} (line {first}) and {b} (line {second}) digests: "
+                "give --algo to check one of them"
+            )
+        if len(self.tagged) == 1 and self.given is None:
+            self._flush(algorithm)  # decided: the tags' algorithm
+
+    def _flush(self, algorithm: Algorithm) -> None:
+        pending, self.pending = self.pending, []
+        for number, raw in pending:
+            kind, parsed = _parse_line(raw, None, algorithm, self.only)
+            if isinstance(parsed, str):
+                self.problems.add(number, parsed)
+            else:
+                self._accept(number, kind, parsed)
+
+    def _accept(self, number: int, kind: ChecksumFormat, parsed: tuple[bytes, str]) -> None:
+        name, digest = parsed
+        path, reason = clean_path(os.fsdecode(name))
+        if path is None:
+            self.problems.add(number, f"{reason}: {_shown(name)}")
+        elif self.table.add(number, path, digest):
+            self.formats.add(kind)
+
+    def finish(self, last: int, root: str) -> ParsedChecksums:
+        self.gate.end(last)
+        algorithm = self.algorithm
+        if algorithm is None and self.gnu_usable:  # only asked then: MD5 sums get that message
+            algorithm = resolve_algorithm(None, None, self.source)
+        self._flush(algorithm or Algorithm.SHA256)  # without one, only the reasons count
+        problems = self.problems.freeze()
+        if not self.table.files or algorithm is None:
+            raise NoChecksumLines(self.source, problems)
+        manifest = imported_manifest(algorithm, root, self.table.files)
+        return ParsedChecksums(manifest, problems, frozenset(self.formats))
+
+
+_OTHER = {ChecksumFormat.SUMS: ChecksumFormat.BSD, ChecksumFormat.BSD: ChecksumFormat.SUMS}
+"""The ``--format`` under which a line of this form is refused (it then has no form)."""
 
 
 def _parse_line(
@@ -217,11 +282,15 @@ def _parse_gnu(raw: bytes) -> tuple[bytes, str] | str:
         return _finish(name, digest, bool(escaped))
     body = raw.removeprefix(b"\\")
     digits = len(body) - len(body.lstrip(b"0123456789abcdefABCDEF"))
-    if digits == 0:
+    if digits < _SHORTEST_DIGEST:  # "2", "deadbeef x": no digest, whatever follows
         return "not a checksum line: expected '<hex digest>  <path>' or 'ALGO (path) = hex'"
-    if body[digits : digits + 2] not in (b"  ", b" *"):
+    if body[digits : digits + 2] not in (b"  ", b" *") and len(body) > digits:
         return "expected two spaces (or ' *') between the digest and the path"
     return "no path after the digest"
+
+
+_SHORTEST_DIGEST = 32
+"""Hex digits in the shortest digest worth naming (MD5): a shorter hex run is no digest."""
 
 
 def _finish(name: bytes, digest: bytes, escaped: bool) -> tuple[bytes, str] | str:
@@ -250,7 +319,3 @@ def _unescape(name: bytes) -> bytes | None:
 
 def _shown(name: bytes) -> str:
     return display_name(os.fsdecode(name))
-
-
-def _duplicate(path: str, first: int) -> str:
-    return f"{display_name(path)} is listed again (first on line {first})"
