@@ -360,3 +360,31 @@ def test_import_from_standard_input_names_it_so_in_its_last_line(tmp_path: Path)
         "'ALGO (path) = hex'\n"
         "hashpar: error: standard input: 1 malformed line(s): nothing imported\n",
     )
+
+
+def test_import_of_a_hashpar_manifest_says_so_in_one_line(tmp_path: Path) -> None:
+    build_tree(tmp_path / "t", {"a": b"hello\n"})
+    manifest = tmp_path / "m.json"
+    expect(run_hashpar("make", tmp_path / "t", "-q", "-o", manifest), 0)
+    expect(
+        run_hashpar("import", manifest),
+        2,
+        b"",
+        f"hashpar: error: {manifest}: a hashpar manifest (JSON), not a checksum file: hashpar "
+        "verify reads it without --format, hashpar export writes sums from it\n",
+    )
+
+
+def test_import_names_the_first_ten_problem_lines_and_counts_the_rest(tmp_path: Path) -> None:
+    lines = [f"{HELLO}  a", *(f"{WORLD}  ../{n}" for n in range(2, 14)), f"{WORLD}  a"]
+    (tmp_path / "SHA256SUMS").write_text("".join(line + "\n" for line in lines))
+    sums = tmp_path / "SHA256SUMS"
+    named = "".join(f"hashpar: {sums}:{n}: '..' path refused: ../{n}\n" for n in range(2, 12))
+    expect(
+        run_hashpar("import", sums),
+        2,
+        b"",
+        named
+        + f"hashpar: {sums}: ... and 3 more unusable lines\n"
+        + f"hashpar: error: {sums}: 12 malformed and 1 conflicting line(s): nothing imported\n",
+    )

@@ -7,6 +7,9 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import resource
+import subprocess
+import sys
 from pathlib import Path
 
 import blake3
@@ -250,3 +253,71 @@ def test_verify_tree_without_new_files_looks_only_at_listed_paths(
     assert everything.new == ("sub/other",)
     assert list(everything.errors) == ["elsewhere/x\\..\\y"]
     assert everything.new_files_checked
+
+
+# -- a wrong input fails fast, in one line; stderr noise is bounded ---------------------
+
+
+def test_stderr_names_the_first_ten_problem_lines_and_counts_the_rest(
+    tree: Path, tmp_path: Path
+) -> None:
+    sums = write_sums(tmp_path / "SHA256SUMS", [f"{sha(A)}  a.txt", *("junk" for _ in range(30))])
+    code, _, stderr = verify(sums, cwd=tree)
+    named = [
+        f"hashpar: {sums}:{n}: not a checksum line: expected '<hex digest>  <path>' or "
+        "'ALGO (path) = hex'"
+        for n in range(2, 12)
+    ]
+    assert (code, stderr) == (
+        1,
+        "\n".join([*named, f"hashpar: {sums}: ... and 20 more unusable lines"]) + "\n",
+    )
+
+
+def test_a_file_that_is_no_checksum_file_is_one_line_and_exit_2(tmp_path: Path) -> None:
+    numbers = tmp_path / "n.txt"
+    numbers.write_text("".join(f"{n}\n" for n in range(1, 200_001)))
+    assert verify(numbers, "--algo", "sha256") == (
+        2,
+        "",
+        f"hashpar: error: {numbers}: not a checksum file: no checksum line in lines 1-10 (line 1: "
+        "not a checksum line: expected '<hex digest>  <path>' or 'ALGO (path) = hex')\n",
+    )
+
+
+def test_a_hashpar_manifest_given_as_a_sums_file_is_named_so(tree: Path, tmp_path: Path) -> None:
+    manifest = tmp_path / "m.json"
+    assert run_hashpar("make", tree, "-q", "-o", manifest).returncode == 0
+    assert verify(manifest, "--format", "sums") == (
+        2,
+        "",
+        f"hashpar: error: {manifest}: a hashpar manifest (JSON), not a checksum file: hashpar "
+        "verify reads it without --format, hashpar export writes sums from it\n",
+    )
+
+
+def test_endless_input_that_is_no_checksum_file_stops_at_once_in_bounded_memory() -> None:
+    """``yes | hashpar verify -`` filled memory (4 GiB allowed) before saying anything."""
+
+    def limit() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))
+
+    yes = subprocess.Popen(["yes"], stdout=subprocess.PIPE)
+    try:
+        assert yes.stdout is not None
+        result = subprocess.run(
+            [sys.executable, "-m", "hashpar", "verify", "-", "--algo", "sha256"],
+            stdin=yes.stdout,
+            capture_output=True,
+            timeout=50,
+            preexec_fn=limit,
+            check=False,
+        )
+    finally:
+        yes.kill()
+        yes.wait()
+    assert (result.returncode, result.stdout) == (2, b"")
+    assert result.stderr == (
+        b"hashpar: error: standard input: not a checksum file: no checksum line in lines 1-10 "
+        b"(line 1: not a checksum line: expected '<hex digest>  <path>' or 'ALGO (path) = hex')\n"
+    )

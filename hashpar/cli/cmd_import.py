@@ -16,9 +16,9 @@ from hashpar.kinds import Algorithm
 from hashpar.names import display_name, input_name
 
 if TYPE_CHECKING:
-    from hashpar.formats import MalformedLine
+    from hashpar.formats.records import LineProblems
 
-__all__ = ["AlgoOption", "FormatOption", "import_sums", "report_malformed"]
+__all__ = ["SHOWN_LINES", "AlgoOption", "FormatOption", "import_sums", "report_malformed"]
 
 AlgoOption = Annotated[
     Algorithm | None,
@@ -83,12 +83,14 @@ def import_sums(
         try:
             parsed = load(sums_file, algorithm=algo, only=format, root=root)
         except NoChecksumLines as exc:
-            report_malformed(sums_file, exc.malformed)
+            report_malformed(sums_file, exc.problems)
             raise
-        if parsed.malformed:
-            report_malformed(sums_file, parsed.malformed)
+        problems = parsed.problems
+        if problems.total:
+            report_malformed(sums_file, problems)
+            conflicting = f" and {problems.conflicting} conflicting" if problems.conflicting else ""
             raise ManifestError(
-                f"{name}: {len(parsed.malformed)} malformed line(s): nothing imported"
+                f"{name}: {problems.malformed} malformed{conflicting} line(s): nothing imported"
             )
         from hashpar.guard import reject_entries_below_leaves
 
@@ -110,8 +112,16 @@ def import_sums(
     return 0
 
 
-def report_malformed(source: str, malformed: tuple[MalformedLine, ...]) -> None:
-    """One stderr line per malformed line: ``hashpar: FILE:LINE: reason``."""
+SHOWN_LINES = 10
+"""Problem lines named on stderr; the rest are counted in one more line (--json has them)."""
+
+
+def report_malformed(source: str, problems: LineProblems) -> None:
+    """``hashpar: FILE:LINE: reason`` for the first SHOWN_LINES problem lines, then
+    ``hashpar: FILE: ... and N more unusable lines`` if there were more."""
     name = display_name(input_name(source))
-    for line in malformed:
+    for line in problems.kept[:SHOWN_LINES]:
         diagnostic(f"hashpar: {name}:{line.line}: {line.message}")
+    more = problems.total - min(len(problems.kept), SHOWN_LINES)
+    if more:
+        diagnostic(f"hashpar: {name}: ... and {more} more unusable line{'s' * (more != 1)}")

@@ -6,7 +6,7 @@ import contextlib
 import itertools
 import os
 import stat
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -16,7 +16,7 @@ from hashpar.cli.app import DebugOption, JobsOption, app
 from hashpar.cli.cmd_import import AlgoOption, FormatOption, report_malformed
 from hashpar.cli.convert import ConvertingCommand
 from hashpar.errors import ManifestError, UsageError
-from hashpar.formats.records import ChecksumFormat
+from hashpar.formats.records import ChecksumFormat, LineProblems
 from hashpar.names import input_name
 
 if TYPE_CHECKING:
@@ -26,7 +26,6 @@ if TYPE_CHECKING:
     from hashpar.api import ManifestFile
     from hashpar.cli.output import Output
     from hashpar.compare import Report
-    from hashpar.formats import MalformedLine
     from hashpar.models import Algorithm, Manifest
 
 __all__ = ["Input", "load_input", "verify", "write_report"]
@@ -42,12 +41,12 @@ ReportQuietOption = Annotated[
 
 @dataclass(frozen=True)
 class Input:
-    """What verify checks: a manifest, the malformed lines of its source, and whether the
+    """What verify checks: a manifest, the unused lines of its source, and whether the
     source says where its tree ends (so that new files can be looked for)."""
 
     manifest: Manifest | ManifestFile
     """A hashpar manifest file is opened, not yet read: verify reads it alongside the walk."""
-    malformed: tuple[MalformedLine, ...] = ()
+    problems: LineProblems = field(default_factory=LineProblems)
     new_files: bool = True
 
 
@@ -64,17 +63,13 @@ def load_input(
     A hashpar manifest (JSON), a GNU/BSD sums file or a BagIt bag (a directory with
     bagit.txt), told apart by content unless ``format`` says (docs/formats.md).
     A manifest or bag lists its whole tree, so new files are looked for unless ``new_files``
-    is False; a sums file does not, so only with ``root`` or ``new_files=True``. Malformed
-    lines go to stderr as ``hashpar: FILE:LINE: reason``.
+    is False; a sums file does not, so only with ``root`` or ``new_files=True``. Unused
+    lines go to stderr as ``hashpar: FILE:LINE: reason`` (the first few: report_malformed)
+    and into the report.
     """
     from hashpar.api import open_manifest
     from hashpar.formats import NoChecksumLines, load_checksums
-    from hashpar.formats.files import (
-        is_manifest_file,
-        looks_like_manifest,
-        parse_input,
-        read_input,
-    )
+    from hashpar.formats.files import is_manifest_file, read_checksums
 
     is_dir = source != "-" and os.path.isdir(source)
     if format is None and source != "-" and _not_checksums(source):
@@ -84,17 +79,19 @@ def load_input(
             parsed = load_checksums(source, algorithm=algo, only=format, root=root)
         elif format is None and source != "-" and is_manifest_file(source):
             return _whole_tree(open_manifest(source), algo, new_files)  # a piece at a time
-        else:
-            data = read_input(source, manifest_ok=format is None)
-            if format is None and looks_like_manifest(data, source):
-                return _whole_tree(_decode(data, source), algo, new_files)
-            parsed = parse_input(data, source, algorithm=algo, only=format, root=root)
+        else:  # standard input, or --format: read once, line by line unless a manifest
+            read = read_checksums(
+                source, algorithm=algo, only=format, root=root, manifest_ok=format is None
+            )
+            if isinstance(read, bytes):
+                return _whole_tree(_decode(read, source), algo, new_files)
+            parsed = read
     except NoChecksumLines as exc:
-        report_malformed(source, exc.malformed)
+        report_malformed(source, exc.problems)
         raise
-    report_malformed(source, parsed.malformed)
+    report_malformed(source, parsed.problems)
     whole_tree = ChecksumFormat.BAGIT in parsed.formats or root is not None
-    return Input(parsed.manifest, parsed.malformed, whole_tree if new_files is None else new_files)
+    return Input(parsed.manifest, parsed.problems, whole_tree if new_files is None else new_files)
 
 
 def _not_checksums(source: str) -> bool:
@@ -119,7 +116,7 @@ def _whole_tree(
         if isinstance(manifest, ManifestFile):
             manifest.read()  # a broken manifest is the first thing to report (hashpar.api)
         raise UsageError(f"the manifest is {algorithm}, not {algo} (--algo)")
-    return Input(manifest, (), new_files is not False)
+    return Input(manifest, new_files=new_files is not False)
 
 
 def _decode(data: bytes, source: str) -> Manifest:
@@ -200,7 +197,7 @@ def verify(
                     raise  # a manifest file's errors name it already (and it is closed)
                 raise ManifestError(f"{input_name(manifest)}: {exc}") from None
         write_report(out, report, json_output=json_output, quiet=quiet, verb="verified")
-    return EXIT_DIFFERENT if report.differs or loaded.malformed else EXIT_OK
+    return EXIT_DIFFERENT if report.differs or loaded.problems.total else EXIT_OK
 
 
 _EARLY_POOL_BYTES = 1 << 20
