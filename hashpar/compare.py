@@ -31,6 +31,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 
 from hashpar.errors import ManifestError
+from hashpar.formats.records import LineProblems
 from hashpar.models import FileEntry, Manifest, Problem, ProblemKind, Snapshot
 
 __all__ = ["Move", "Report", "compare", "diff"]
@@ -66,15 +67,21 @@ class Report:
     new_files_checked: bool = True
     """False when only the listed paths were checked (a sums file without a root), so new
     files and moves could not be found."""
+    input_lines: LineProblems = field(default_factory=LineProblems)
+    """The lines of a checksum file that could not be used (malformed) or contradict an
+    earlier line (conflicting): counted in full, the first ones kept. A hashpar manifest has
+    none (it is refused whole when any entry is wrong)."""
 
     @property
     def differs(self) -> bool:
-        """True when the tree differs from the manifest or something could not be checked."""
+        """True when the tree differs from the manifest, something could not be checked, or a
+        line of the checksum file could not be used."""
         return bool(
             self.modified
             or self.missing
             or self.moved
             or self.errors
+            or self.input_lines.total
             or (self.new and not self.ignore_new)
         )
 

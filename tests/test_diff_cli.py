@@ -61,6 +61,8 @@ def test_diff_reports_every_change(manifests: tuple[Path, Path]) -> None:
         "verified": 5,
         "ignore_new": False,
         "new_files_checked": True,
+        "malformed": 0,
+        "conflicting": 0,
     }
 
 

@@ -115,12 +115,15 @@ def test_every_change_is_reported_in_human_and_json_output_which_agree(
             "verified": 7,
             "ignore_new": False,
             "new_files_checked": True,
+            "malformed": 0,
+            "conflicting": 0,
         },
         "modified": ["append.txt", "flip.bin", "trunc.txt"],
         "missing": ["delete.txt"],
         "new": ["added.txt"],
         "moved": [{"from": "rename_me.txt", "to": "sub/renamed.txt"}],
         "errors": [],
+        "input_lines": [],
     }
     human = parse_human("\n".join([*CHANGED_LINES, CHANGED_SUMMARY]))
     assert human == {key: document[key] for key in human}

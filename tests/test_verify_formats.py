@@ -36,10 +36,15 @@ def b3(data: bytes) -> str:
 
 def summary(verified: int, ok: int, *, new: str = "new files not looked for", **counts: int) -> str:
     errors = counts.get("errors", 0)
+    lines = "".join(
+        f", {counts[kind]} {kind} line{'s' * (counts[kind] != 1)}"
+        for kind in ("malformed", "conflicting")
+        if counts.get(kind)
+    )
     return (
         f"hashpar: {verified} {'entry' if verified == 1 else 'entries'} verified: {ok} ok, "
         f"{counts.get('modified', 0)} modified, {counts.get('missing', 0)} missing, {new}, "
-        f"{counts.get('moved', 0)} moved, {errors} {'error' if errors == 1 else 'errors'}"
+        f"{counts.get('moved', 0)} moved, {errors} {'error' if errors == 1 else 'errors'}{lines}"
     )
 
 
@@ -126,7 +131,7 @@ def test_malformed_lines_are_reported_the_valid_ones_checked_and_the_exit_is_1(
     )
     assert verify(sums, cwd=tree) == (
         1,
-        summary(2, 2) + "\n",
+        summary(2, 2, malformed=3) + "\n",
         f"hashpar: {sums}:2: not a checksum line: expected '<hex digest>  <path>' or "
         "'ALGO (path) = hex'\n"
         f"hashpar: {sums}:3: absolute path refused: /etc/passwd\n"
@@ -164,7 +169,7 @@ def test_format_restricts_the_line_form(tree: Path, tmp_path: Path) -> None:
     )
     assert verify(sums, "--format", "bsd", cwd=tree) == (
         1,
-        summary(1, 1) + "\n",
+        summary(1, 1, malformed=1) + "\n",
         f"hashpar: {sums}:2: not a BSD-tagged line 'ALGO (path) = hex'\n",
     )
 
@@ -255,14 +260,52 @@ def test_verify_tree_without_new_files_looks_only_at_listed_paths(
     assert everything.new_files_checked
 
 
-# -- a wrong input fails fast, in one line; stderr noise is bounded ---------------------
+# -- every problem of the input is in the report; a wrong input fails fast ---------------------
 
 
-def test_stderr_names_the_first_ten_problem_lines_and_counts_the_rest(
+def test_json_has_every_problem_line_and_the_summary_counts_them(
+    tree: Path, tmp_path: Path
+) -> None:
+    """A CI job reading --json sees why the exit code is 1: here a path listed again with
+    another digest (sha256sum -c: FAILED) and a malformed line."""
+    sums = write_sums(tmp_path / "SHA256SUMS", [f"{sha(A)}  a.txt", f"{sha(B)}  a.txt", "2"])
+    code, stdout, stderr = verify(sums, "--json", cwd=tree)
+    assert code == 1
+    document = json.loads(stdout)
+    assert document["summary"] == {
+        "ok": 1,
+        "modified": 0,
+        "missing": 0,
+        "new": 0,
+        "moved": 0,
+        "errors": 0,
+        "verified": 1,
+        "ignore_new": False,
+        "new_files_checked": False,
+        "malformed": 1,
+        "conflicting": 1,
+    }
+    conflict = (
+        "a.txt is listed again with another digest (first on line 1, whose digest is checked)"
+    )
+    assert document["input_lines"] == [
+        {"line": 2, "kind": "conflicting", "error": conflict},
+        {
+            "line": 3,
+            "kind": "malformed",
+            "error": "not a checksum line: expected '<hex digest>  <path>' or 'ALGO (path) = hex'",
+        },
+    ]
+    assert stderr.startswith(f"hashpar: {sums}:2: {conflict}\nhashpar: {sums}:3: not a checksum")
+    assert verify(sums, "-q", cwd=tree)[:2] == (1, "")
+    assert verify(sums, cwd=tree)[:2] == (1, summary(1, 1, malformed=1, conflicting=1) + "\n")
+
+
+def test_stderr_names_the_first_ten_problem_lines_and_json_counts_them_all(
     tree: Path, tmp_path: Path
 ) -> None:
     sums = write_sums(tmp_path / "SHA256SUMS", [f"{sha(A)}  a.txt", *("junk" for _ in range(30))])
-    code, _, stderr = verify(sums, cwd=tree)
+    code, stdout, stderr = verify(sums, "--json", cwd=tree)
     named = [
         f"hashpar: {sums}:{n}: not a checksum line: expected '<hex digest>  <path>' or "
         "'ALGO (path) = hex'"
@@ -272,6 +315,9 @@ def test_stderr_names_the_first_ten_problem_lines_and_counts_the_rest(
         1,
         "\n".join([*named, f"hashpar: {sums}: ... and 20 more unusable lines"]) + "\n",
     )
+    document = json.loads(stdout)
+    assert document["summary"]["malformed"] == 30
+    assert [entry["line"] for entry in document["input_lines"]] == list(range(2, 32))
 
 
 def test_a_file_that_is_no_checksum_file_is_one_line_and_exit_2(tmp_path: Path) -> None:

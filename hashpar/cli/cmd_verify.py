@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import itertools
 import os
 import stat
@@ -196,8 +197,9 @@ def verify(
                 if isinstance(loaded.manifest, ManifestFile):
                     raise  # a manifest file's errors name it already (and it is closed)
                 raise ManifestError(f"{input_name(manifest)}: {exc}") from None
+        report = dataclasses.replace(report, input_lines=loaded.problems)
         write_report(out, report, json_output=json_output, quiet=quiet, verb="verified")
-    return EXIT_DIFFERENT if report.differs or loaded.problems.total else EXIT_OK
+    return EXIT_DIFFERENT if report.differs else EXIT_OK
 
 
 _EARLY_POOL_BYTES = 1 << 20
