@@ -221,18 +221,18 @@ class EntryTable:
     arrive out of order (a line whose meaning waits for the algorithm)."""
 
     def __init__(self, problems: ProblemCollector) -> None:
+        from hashpar.models import FileEntry
+
         self.problems = problems
         self.files: dict[str, FileEntry] = {}
         self._first: dict[str, int] = {}
+        self._entry = FileEntry
 
     def add(self, number: int, path: str, digest: str) -> bool:
         """Add line ``number``'s entry; False (and a problem line) if the path is listed."""
-        from hashpar.models import FileEntry
-
-        entry = FileEntry(size=None, digest=digest, mtime_ns=None)
-        first = self._first.get(path)
-        if first is None:
-            self._first[path] = number
+        entry = self._entry(size=None, digest=digest, mtime_ns=None)
+        first = self._first.setdefault(path, number)
+        if first == number:
             self.files[path] = entry
             return True
         accepted = number < first  # it came late but is the earlier line: it is the first

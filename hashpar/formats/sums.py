@@ -169,17 +169,15 @@ class _Reader:
         self.tagged: dict[Algorithm, int] = {}
         self.pending: list[tuple[int, bytes]] = []
         self.gnu_usable = False  # a GNU line usable whatever the algorithm: the name must say
-
-    @property
-    def algorithm(self) -> Algorithm | None:
-        return self.given or next(iter(self.tagged), None)
+        self.algorithm = given  # decided: given, or the first tag's
 
     def line(self, number: int, raw: bytes) -> None:
         bsd = _BSD_LINE.fullmatch(raw.removesuffix(b"\r"))
         if bsd is not None and bsd.group(2) in _TAG_ALGORITHMS:
             self._tag(_TAG_ALGORITHMS[bsd.group(2)], number)
         gnu = bsd is None and self.only is not ChecksumFormat.BSD
-        if gnu and self.algorithm is None and raw.endswith(b"\r"):
+        algorithm = self.algorithm
+        if algorithm is None and gnu and raw.endswith(b"\r"):
             as_sha = _parse_line(raw, None, Algorithm.SHA256, self.only)[1]
             if isinstance(as_sha, str) and isinstance(_parse_line(raw, None, None, None)[1], str):
                 formed = _GNU_LINE.fullmatch(raw) is not None
@@ -190,26 +188,30 @@ class _Reader:
             self.gnu_usable = True
             self.pending.append((number, raw))
             return
-        kind, parsed = _parse_line(raw, bsd, self.algorithm, self.only)
+        kind, parsed = _parse_line(raw, bsd, algorithm, self.only)
         if isinstance(parsed, str):
             formed = _GNU_LINE.fullmatch(raw) is not None if gnu else bsd is not None
             self.gate.see(number, raw, formed and self.only is not _OTHER[kind], parsed)
             self.problems.add(number, parsed)
             return
-        self.gate.see(number, raw, True)
-        self.gnu_usable |= kind is ChecksumFormat.SUMS
+        if not self.gate.formed:
+            self.gate.see(number, raw, True)
+        self.gnu_usable = self.gnu_usable or kind is ChecksumFormat.SUMS
         self._accept(number, kind, parsed)
 
     def _tag(self, algorithm: Algorithm, number: int) -> None:
-        self.tagged.setdefault(algorithm, number)
+        if algorithm in self.tagged:
+            return
+        self.tagged[algorithm] = number
         if self.given is None and len(self.tagged) > 1:
             (a, first), (b, second) = sorted(self.tagged.items(), key=lambda item: item[1])
             raise UsageError(
                 f"{self.source}: mixes {a} (line {first}) and {b} (line {second}) digests: "
                 "give --algo to check one of them"
             )
-        if len(self.tagged) == 1 and self.given is None:
-            self._flush(algorithm)  # decided: the tags' algorithm
+        if self.given is None:  # decided: the tags' algorithm
+            self.algorithm = algorithm
+            self._flush(algorithm)
 
     def _flush(self, algorithm: Algorithm) -> None:
         pending, self.pending = self.pending, []
