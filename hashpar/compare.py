@@ -239,6 +239,21 @@ class _Comparison:
         index = bisect.bisect_left(order, prefix)
         return index < len(order) and order[index].startswith(prefix)
 
+    def _below_a_recorded_error(self, path: str) -> bool:
+        """True when ``path`` lies below a directory the manifest records as unreadable (the
+        root included): whatever is there now, the manifest could not have listed it, and
+        the directory is reported as an error already."""
+        recorded = self.expected.errors
+        if not recorded:
+            return False
+        longest = self.longest_recorded_error
+        return any(directory in recorded for directory in _ancestors(path, longest))
+
+    @functools.cached_property
+    def longest_recorded_error(self) -> int:
+        """As :attr:`longest_error`, for the manifest's errors."""
+        return min(max(map(len, self.expected.errors), default=0), _PATH_MAX)
+
     @functools.cached_property
     def longest_error(self) -> int:
         """Length of the longest path with an error (0 when none), at most PATH_MAX: a walk
@@ -267,7 +282,7 @@ class _Comparison:
             path
             for section in (observed.files, observed.symlinks, observed.skipped)
             for path in section
-            if path not in claimed
+            if path not in claimed and not self._below_a_recorded_error(path)
         )
         for path, problem in observed.errors.items():
             if path not in claimed:

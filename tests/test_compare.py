@@ -147,6 +147,17 @@ def test_entries_the_manifest_records_as_unreadable_are_errors() -> None:
     }
 
 
+def test_what_lies_below_a_directory_recorded_as_unreadable_is_not_new() -> None:
+    """The manifest could not list it; the directory is an error already."""
+    recorded = Problem(ProblemKind.UNREADABLE, "cannot list directory: Permission denied")
+    found = {"sub/b": entry("b"), "sub/deeper/c": entry("c"), "subway": entry("w")}
+    report = compare(manifest(Snapshot(errors={"sub": recorded})), Snapshot(files=found))
+    assert report.new == ("subway",)  # a sibling whose name only starts the same: new
+    assert list(report.errors) == ["sub"]
+    root = compare(manifest(Snapshot(errors={".": recorded})), Snapshot(files=found))
+    assert (root.new, list(root.errors)) == ((), ["."])  # the root: nothing is new
+
+
 def test_new_files_count_unless_ignored() -> None:
     observed = Snapshot(files={**BASE.files, "extra": entry("e")}, symlinks=BASE.symlinks)
     observed = dataclasses.replace(observed, skipped=BASE.skipped)
