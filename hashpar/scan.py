@@ -268,7 +268,9 @@ def _place(
         return False
     try:
         is_dir = entry.is_dir(follow_symlinks=False)
-        if is_excluded is not None and is_excluded(rel, is_dir):
+        # A link to be followed is excluded (or not) as what it leads to, once that is known.
+        followed = scope.follow_symlinks and not is_dir and entry.is_symlink()
+        if is_excluded is not None and not followed and is_excluded(rel, is_dir):
             return False
         reason = unsafe_reason(rel)
         if reason is not None:
@@ -280,7 +282,7 @@ def _place(
         if entry.is_file(follow_symlinks=False):
             return True
         if entry.is_symlink():
-            return _symlink(scope, entry.name, rel, dir_fd, ancestry, found)
+            return _symlink(scope, is_excluded, entry.name, rel, dir_fd, ancestry, found)
         found.skipped.append((rel, special_kind(entry.stat(follow_symlinks=False).st_mode)))
     except OSError as exc:
         found.errors.append((rel, *_listing_problem(exc)))
@@ -301,9 +303,20 @@ def _ancestry(scope: Scope, entry: os.DirEntry[Any], ancestry: Ancestry) -> Ance
 
 
 def _symlink(
-    scope: Scope, name: str, rel: str, dir_fd: int, ancestry: Ancestry, found: Listing
+    scope: Scope,
+    is_excluded: Excluder | None,
+    name: str,
+    rel: str,
+    dir_fd: int,
+    ancestry: Ancestry,
+    found: Listing,
 ) -> bool:
-    """Record a symlink, or with ``follow_symlinks`` follow it when it stays in the root."""
+    """Record a symlink, or with ``follow_symlinks`` follow it when it stays in the root.
+
+    A link followed is subject to the excludes as what it leads to (a directory, for a
+    pattern such as ``build/`` or for the paths a sums file lists below it); one not
+    followed, as the link it is (:func:`_place` has checked those already when links are
+    not followed)."""
     target = os.readlink(name, dir_fd=dir_fd)
     if not scope.follow_symlinks:
         found.symlinks.append((rel, target))
@@ -311,16 +324,20 @@ def _symlink(
     path = os.path.join(scope.root, rel)
     real_root = os.path.realpath(scope.root)
     resolved = os.path.realpath(path)
-    if os.path.commonpath([real_root, resolved]) != real_root:
-        found.symlinks.append((rel, target))
-        return False
     try:
-        st = os.stat(path)
+        st = os.stat(path) if os.path.commonpath([real_root, resolved]) == real_root else None
     except OSError as exc:
+        if is_excluded is not None and is_excluded(rel, False):
+            return False
         if exc.errno == errno.ELOOP:  # links pointing at each other in a circle
             found.errors.append((rel, ProblemKind.LOOP, f"symbolic link loop ({target})"))
         else:  # dangling: nothing to follow, so it stays a symlink
             found.symlinks.append((rel, target))
+        return False
+    if is_excluded is not None and is_excluded(rel, st is not None and stat.S_ISDIR(st.st_mode)):
+        return False
+    if st is None:  # it leads out of the root: recorded, never followed
+        found.symlinks.append((rel, target))
         return False
     if stat.S_ISREG(st.st_mode):
         return True

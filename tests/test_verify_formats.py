@@ -71,6 +71,27 @@ def test_a_sums_file_resolves_against_the_current_directory(tree: Path, tmp_path
     assert verify(sums, cwd=tree) == (0, summary(2, 2) + "\n", "")
 
 
+def test_paths_through_symlinks_inside_the_root_check_as_sha256sum_c_checks_them(
+    tree: Path, tmp_path: Path
+) -> None:
+    """sha256sum -c opens each path, following links: so does verify, inside the root."""
+    (tree / "linked").symlink_to("sub")
+    (tree / "a-link").symlink_to("a.txt")
+    (tree / "out").symlink_to(tmp_path)  # leads out of the root: never followed
+    (tmp_path / "secret").write_bytes(A)
+    lines = [f"{sha(B)}  linked/b.txt", f"{sha(A)}  a-link", f"{sha(A)}  a.txt"]
+    sums = write_sums(tmp_path / "SHA256SUMS", lines)
+    checked = subprocess.run(["sha256sum", "-c", sums], cwd=tree, capture_output=True)
+    assert checked.returncode == 0, checked.stdout
+    assert verify(sums, cwd=tree) == (0, summary(3, 3) + "\n", "")
+    write_sums(sums, [*lines, f"{sha(A)}  out/secret"])
+    assert verify(sums, cwd=tree) == (
+        1,
+        "MISSING out/secret\n" + summary(4, 3, missing=1) + "\n",
+        "",
+    )
+
+
 def test_with_root_new_files_are_found_and_every_change_reported(
     tree: Path, tmp_path: Path
 ) -> None:

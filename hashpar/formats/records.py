@@ -323,7 +323,12 @@ def resolve_algorithm(given: Algorithm | None, tagged: Algorithm | None, source:
 
 
 def imported_manifest(
-    algorithm: Algorithm, root: str, files: dict[str, FileEntry], *, created: str = ""
+    algorithm: Algorithm,
+    root: str,
+    files: dict[str, FileEntry],
+    *,
+    created: str = "",
+    follow_symlinks: bool = False,
 ) -> Manifest:
     """A Manifest for entries read from a checksum file (sorted by path, sizes as given)."""
     from hashpar.models import Manifest, Snapshot
@@ -334,6 +339,7 @@ def imported_manifest(
         created=created,
         generator="",
         snapshot=Snapshot(files=dict(sorted(files.items()))),
+        follow_symlinks=follow_symlinks,
     )
 
 

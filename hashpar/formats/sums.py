@@ -239,7 +239,9 @@ class _Reader:
         problems = self.problems.freeze()
         if not self.table.files or algorithm is None:
             raise NoChecksumLines(self.source, problems)
-        manifest = imported_manifest(algorithm, root, self.table.files)
+        # sha256sum -c and b3sum --check open each path, following symlinks: so does the
+        # walk, for links that stay inside the root (one leading out is never followed).
+        manifest = imported_manifest(algorithm, root, self.table.files, follow_symlinks=True)
         return ParsedChecksums(manifest, problems, frozenset(self.formats))
 
 
