@@ -106,7 +106,7 @@ def import_sums(
     missing = len(manifest.files) - filled
     if missing:
         diagnostic(
-            f"hashpar: note: {missing} of {len(manifest.files)} file(s) are not under "
+            f"hashpar: note: {missing} of {len(manifest.files)} file(s) were not found under "
             f"{display_name(manifest.root)}: their sizes are left out",
         )
     return 0
