@@ -302,12 +302,16 @@ def test_a_manifest_that_is_not_json_is_rejected_after_one_chunk() -> None:
 @pytest.mark.timeout(20)
 @pytest.mark.parametrize(
     ("name", "message"),
-    [("nope.json", "No such file or directory"), (".", "Is a directory")],
+    [
+        ("nope.json", "cannot read manifest nope.json: No such file or directory"),
+        (".", ".: a directory but not a BagIt bag (no bagit.txt); verify takes a manifest, a"),
+    ],
 )
 def test_an_unreadable_manifest_file_is_named(tmp_path: Path, name: str, message: str) -> None:
     result = run_hashpar("verify", name, cwd=tmp_path, timeout=15)
     assert (result.returncode, result.stdout) == (2, b"")
-    assert result.stderr.decode() == f"hashpar: error: cannot read manifest {name}: {message}\n"
+    assert result.stderr.decode().startswith(f"hashpar: error: {message}")
+    assert result.stderr.decode().count("\n") == 1
 
 
 def test_a_manifest_over_the_size_cap_is_refused(tmp_path: Path) -> None:

@@ -236,7 +236,8 @@ def test_a_directory_that_is_not_a_bag(tmp_path: Path) -> None:
     assert verify(tmp_path) == (
         2,
         "",
-        f"hashpar: error: cannot read manifest {tmp_path}: Is a directory\n",
+        f"hashpar: error: {tmp_path}: a directory but not a BagIt bag (no bagit.txt); "
+        "verify takes a manifest, a sums file or a bag\n",
     )
     assert verify(tmp_path, "--format", "bagit") == (
         2,

@@ -74,6 +74,11 @@ def load_input(
 
     is_dir = source != "-" and os.path.isdir(source)
     if format is None and source != "-" and _not_checksums(source):
+        if is_dir:  # what the user most likely meant: a bag, or the tree itself
+            raise UsageError(
+                f"{source}: a directory but not a BagIt bag (no bagit.txt); verify takes a "
+                "manifest, a sums file or a bag"
+            )
         return Input(open_manifest(source))  # it says exactly why it cannot be read
     try:
         if is_dir:
