@@ -20,7 +20,7 @@ from hashpar.events import ProgressCallback, ignore_progress
 from hashpar.manifest import CanonicalReader, decode_manifest, drained
 from hashpar.models import Algorithm, FileEntry, Manifest, Problem, ProblemKind, Snapshot
 from hashpar.names import input_name
-from hashpar.scan import Scope, compile_patterns
+from hashpar.scan import Scope, compile_patterns, special_kind
 
 if TYPE_CHECKING:  # verify and diff import what they use: make does not pay for it
     from hashpar.compare import Report
@@ -124,7 +124,8 @@ def scan_tree(
     elif stat.S_ISREG(st.st_mode):  # a single file: walk its directory, keep only that name
         walk_root, only = os.path.split(os.path.abspath(root))
     else:
-        raise UsageError(f"{root}: not a directory or regular file (mode {st.st_mode:o})")
+        kind = special_kind(st.st_mode)  # never opened, as in a walk
+        raise UsageError(f"{root}: not a directory or regular file but a {kind}; nothing to hash")
     scope = Scope(
         root=walk_root,
         follow_symlinks=follow_symlinks,

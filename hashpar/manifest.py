@@ -14,6 +14,7 @@ not be listed (as make records it).
 
 from __future__ import annotations
 
+import codecs
 import dataclasses
 import itertools
 import json
@@ -371,10 +372,25 @@ def _decode(data: bytes) -> _Document:
         raise ManifestError(f"invalid manifest: {_locate(data) or exc}") from None
     except msgspec.DecodeError as exc:
         raise ManifestError(f"not a valid JSON manifest: {exc}") from None
-    except UnicodeDecodeError as exc:  # msgspec raises this for invalid UTF-8 in a string
-        raise ManifestError(f"not a valid JSON manifest: not UTF-8 (byte {exc.start})") from None
+    except UnicodeDecodeError:  # msgspec raises this for invalid UTF-8 in a string
+        where = _first_bad_utf8(data)  # msgspec's offset is within that string
+        raise ManifestError(f"not a valid JSON manifest: not UTF-8 (byte {where})") from None
     except RecursionError:
         raise ManifestError("not a valid JSON manifest: nested too deeply") from None
+
+
+def _first_bad_utf8(data: bytes) -> int:
+    """The offset in ``data`` of its first byte that is not valid UTF-8 (-1 if none), found
+    a megabyte at a time: only an error message needs it."""
+    carry, offset = b"", 0  # bytes of a character cut by a chunk's end, and where they are
+    for start in range(0, len(data), 1 << 20):
+        chunk = carry + data[start : start + (1 << 20)]
+        try:
+            _, used = codecs.utf_8_decode(chunk, "strict", start + (1 << 20) >= len(data))
+        except UnicodeDecodeError as exc:
+            return offset + exc.start
+        carry, offset = chunk[used:], offset + used
+    return -1
 
 
 def read_canonical(stream: BinaryIO, max_bytes: int) -> Manifest | None:

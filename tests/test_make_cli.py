@@ -480,3 +480,13 @@ def test_dash_h_is_help_and_lists_the_commands_in_a_manifests_life() -> None:
     assert [line.split()[0] for line in lines] == ["make", "verify", "diff", "export", "import"]
     make_help = run_hashpar("make", "-h")
     assert make_help.returncode == 0 and b"Usage: hashpar make [OPTIONS] {PATH}" in make_help.stdout
+
+
+def test_make_of_a_fifo_names_its_kind_and_never_opens_it(tmp_path: Path) -> None:
+    os.mkfifo(tmp_path / "pipe")  # opening it for reading would block: the run would hang
+    result = run_hashpar("make", tmp_path / "pipe")
+    assert (result.returncode, result.stdout) == (2, b"")
+    assert result.stderr.decode() == (
+        f"hashpar: error: {tmp_path / 'pipe'}: not a directory or regular file but a fifo; "
+        "nothing to hash\n"
+    )

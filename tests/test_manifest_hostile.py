@@ -299,6 +299,16 @@ def test_a_manifest_that_is_not_json_is_rejected_after_one_chunk() -> None:
     )
 
 
+def test_bytes_that_are_not_utf8_are_placed_in_the_file(tmp_path: Path) -> None:
+    """The offset is the file's, not the one within the JSON string msgspec was reading."""
+    head = b'{"version": 1, "algorithm": "blake3", "root": "t'
+    (tmp_path / "m.json").write_bytes(head + b'\xff", "files": {}}')
+    result = run_hashpar("verify", "m.json", cwd=tmp_path, timeout=15)
+    assert (result.returncode, result.stdout) == (2, b"")
+    expected = f"hashpar: error: m.json: not a valid JSON manifest: not UTF-8 (byte {len(head)})\n"
+    assert result.stderr.decode() == expected
+
+
 @pytest.mark.timeout(20)
 @pytest.mark.parametrize(
     ("name", "message"),
