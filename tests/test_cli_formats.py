@@ -266,6 +266,14 @@ def test_import_fills_sizes_from_the_tree_where_files_exist(tmp_path: Path) -> N
     }
 
 
+def test_import_with_a_root_that_is_not_a_directory_writes_nothing(tmp_path: Path) -> None:
+    (tmp_path / "SHA256SUMS").write_text(f"{HELLO}  a.txt\n")
+    out = tmp_path / "m.json"
+    result = run_hashpar("import", tmp_path / "SHA256SUMS", "--root", tmp_path / "nope", "-o", out)
+    expect(result, 2, b"", f"hashpar: error: --root {tmp_path / 'nope'}: not a directory\n")
+    assert not out.exists()
+
+
 def test_import_output_verifies_as_a_manifest(tmp_path: Path) -> None:
     build_tree(tmp_path / "t", {"a.txt": b"hello\n"})
     (tmp_path / "sums").write_text(f"{HELLO}  a.txt\n")

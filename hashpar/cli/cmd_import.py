@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from typing import TYPE_CHECKING, Annotated
 
 import typer
@@ -10,7 +11,7 @@ from hashpar import __version__
 from hashpar.cli.app import DebugOption, app
 from hashpar.cli.convert import ConvertingCommand
 from hashpar.cli.output import diagnostic
-from hashpar.errors import ManifestError
+from hashpar.errors import ManifestError, UsageError
 from hashpar.formats.records import ChecksumFormat
 from hashpar.kinds import Algorithm
 from hashpar.names import display_name, input_name
@@ -79,6 +80,8 @@ def import_sums(
     from hashpar.manifest import write_manifest
 
     name = input_name(sums_file)
+    if root is not None and not os.path.isdir(root):  # a typo, surely: say so, write nothing
+        raise UsageError(f"--root {root}: not a directory")
     with open_output(output) as out:
         try:
             parsed = load(sums_file, algorithm=algo, only=format, root=root)
