@@ -22,6 +22,7 @@ import bisect
 import errno
 import functools
 import os
+import re
 import stat
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any, NamedTuple
@@ -93,57 +94,66 @@ def compile_patterns(patterns: tuple[str, ...]) -> Excluder | None:
     """A predicate from gitignore patterns (pathspec does the matching); ValueError or
     TypeError for a bad pattern.
 
-    pathspec turns each pattern into a regular expression. Python's engine backtracks, and
-    some globs take it exponential time: ``*a*a*a*a*b`` against one name of 255 ``a`` took
-    7 s, one more ``*a`` far longer, and a manifest's ``excludes`` are anybody's to write.
-    So the matching is done by RE2 (pathspec's ``re2`` backend, the google-re2 package),
-    whose time is linear in the path: 10 µs there. RE2 takes only UTF-8, so a path that
-    is not (a name that is not UTF-8) is matched by Python's engine, as are all paths when
-    a pattern is not UTF-8 or is one RE2 refuses (a POSIX class such as ``[[:alpha:]]``,
-    which pathspec translates into something RE2 will not parse).
+    pathspec turns each pattern into a regular expression, and its simple backend decides,
+    pattern after pattern, which one has the last word. Python's regular expression engine
+    backtracks: some globs take it exponential time (``*a*a*a*a*b`` against one name of
+    255 ``a`` took 7 s, each further ``*a`` multiplies that), and a manifest's
+    ``excludes`` are anybody's to write. So each pattern's expression is run by RE2 (the
+    google-re2 package), whose time is linear in the path (10 µs there), inside pathspec's
+    own loop, so which pattern wins is decided exactly as pathspec decides it.
+
+    RE2 reads UTF-8 only: each byte of a name that is not UTF-8 (a lone surrogate, from
+    ``os.fsdecode``) is mapped, in the path and in the expressions alike, to a character of
+    a private-use plane that no pattern holds, so such names are matched by the same engine.
+    An expression RE2 refuses keeps Python's engine. A POSIX class (``[[:alpha:]]``) is
+    refused: pathspec's expression for it means something else to each engine and to git
+    (``[[:alpha:]]*`` matched neither ``abc`` under Python's engine nor ``1x`` under RE2).
     """
     if not patterns:
         return None
     spec = _spec(patterns)
-    linear = _linear_spec(patterns)
-    if linear is None:
+    for pattern in spec.patterns:
+        _run_by_re2(pattern)
 
-        def is_excluded(path: str, is_dir: bool) -> bool:
-            return bool(spec.match_file(path + "/" if is_dir else path))
-
-        return is_excluded
-
-    def is_excluded_linear(path: str, is_dir: bool) -> bool:
+    def is_excluded(path: str, is_dir: bool) -> bool:
         text = path + "/" if is_dir else path
-        if text.isascii() or _is_utf8(text):
-            return bool(linear.match_file(text))
+        if not text.isascii():
+            text = text.translate(_SURROGATE_BYTES)
         return bool(spec.match_file(text))
 
-    return is_excluded_linear
+    return is_excluded
 
 
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:  # a lone surrogate: a byte of a name that is not UTF-8
-        return False
-    return True
+_POSIX_CLASS = re.compile(r"\[:[a-z]+:\]")
+"""A POSIX character class of a bracket expression (``[:alpha:]``), which git supports and
+pathspec does not translate faithfully."""
+
+_SURROGATE_BYTES = {0xDC80 + byte: 0xF0080 + byte for byte in range(128)}
+"""Each byte 0x80-0xFF that ``os.fsdecode`` turned into a lone surrogate, to a character of
+Unicode's plane 15 (private use): valid UTF-8, one character for one, as the surrogate was."""
 
 
-def _linear_spec(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec | None:
-    """The patterns compiled for RE2, or None when RE2 cannot take them all."""
+def _run_by_re2(pattern: Any) -> None:
+    """Give a pathspec pattern (a RegexPattern, or one that matches nothing) RE2's
+    compilation of its expression, mapped as paths are; when RE2 refuses it, Python's
+    compilation of the mapped expression."""
     import warnings
 
-    import pathspec
+    import re2
 
-    if not all(map(_is_utf8, patterns)):
-        return None
-    with warnings.catch_warnings():  # as in _spec: pathspec compiles each with re too
-        warnings.simplefilter("ignore", FutureWarning)
-        try:
-            return pathspec.GitIgnoreSpec.from_lines(patterns, backend="re2")
-        except Exception:  # re2's own error type, or a translation RE2 does not accept
-            return None
+    regex = getattr(pattern, "regex", None)
+    if regex is None or not isinstance(regex.pattern, str):
+        return
+    source = regex.pattern.translate(_SURROGATE_BYTES)
+    options = re2.Options()
+    options.log_errors = False  # RE2 would print its complaint: the library never prints
+    try:
+        pattern.regex = re2.compile(source, options=options)
+    except Exception:  # re2's own error type: an expression it does not accept
+        if source != regex.pattern:
+            with warnings.catch_warnings():  # as in _spec
+                warnings.simplefilter("ignore", FutureWarning)
+                pattern.regex = re.compile(source)
 
 
 def _spec(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec:
@@ -154,11 +164,16 @@ def _spec(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec:
     is no ValueError and would end a run with a traceback. Git takes such a pattern as one
     that matches nothing; here it is refused, like any other bad pattern, before any work.
     """
-    import re
     import warnings
 
     import pathspec  # 28 ms to import: only paid when there are patterns
 
+    for pattern in patterns:
+        if _POSIX_CLASS.search(pattern):
+            raise ValueError(
+                f"{pattern!r}: POSIX character classes such as [:alpha:] are not supported "
+                "(the characters can be listed: [a-zA-Z])"
+            )
     with warnings.catch_warnings():  # re's "Possible nested set" for a '[[' in a pattern
         warnings.simplefilter("ignore", FutureWarning)
         try:

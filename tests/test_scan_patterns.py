@@ -24,7 +24,8 @@ def test_a_pattern_that_makes_a_backtracking_engine_explode_is_matched_at_once()
     assert excluded is not None
     assert not excluded("a" * 255, False)
     assert excluded("d/" + "a" * 200 + "b", False)
-    assert excluded("\udcff" + "a" * 8 + "b", False)  # not UTF-8: Python's engine, still right
+    assert excluded("\udcff" + "a" * 8 + "b", False)  # a name that is not UTF-8: RE2 too
+    assert not excluded("\udcff" + "a" * 255, False)
 
 
 @pytest.mark.timeout(60)
@@ -45,8 +46,9 @@ def _python_engine(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec:
         return pathspec.GitIgnoreSpec.from_lines(patterns, backend="simple")
 
 
-PATTERN = st.text(alphabet="ab*?/![]-.\\", min_size=1, max_size=8)
-PATH = st.lists(st.text(alphabet="ab.-[]", min_size=1, max_size=5), min_size=1, max_size=4)
+NOT_UTF8 = "\udcff"  # the byte 0xff of a name, as os.fsdecode gives it
+PATTERN = st.text(alphabet=f"ab*?/![]-.\\: {NOT_UTF8}", min_size=1, max_size=8)
+PATH = st.lists(st.text(alphabet=f"ab.-[]: {NOT_UTF8}", min_size=1, max_size=5), max_size=4)
 
 
 @settings(max_examples=400, deadline=None)
@@ -55,13 +57,13 @@ def test_re2_matches_exactly_what_pythons_engine_matches(
     patterns: list[str], paths: list[list[str]]
 ) -> None:
     try:
-        reference = _python_engine(tuple(patterns))
-    except Exception:  # a pattern both refuse: nothing to compare
+        excluded = compile_patterns(tuple(patterns))
+    except ValueError:  # refused: a bad pattern, or a POSIX class
         return
-    excluded = compile_patterns(tuple(patterns))
     assert excluded is not None
+    reference = _python_engine(tuple(patterns))
     for parts in paths:
-        path = "/".join(parts)
+        path = "/".join(parts) or "a"
         for is_dir in (False, True):
             expected = bool(reference.match_file(path + "/" if is_dir else path))
             assert excluded(path, is_dir) == expected, (patterns, path, is_dir)
@@ -74,3 +76,20 @@ def test_make_applies_gitignore_semantics_through_re2(tmp_path: Path) -> None:
         (root / name).write_bytes(b"")
     patterns = ["*.tmp", "!keep.tmp", "d/", "[[]x]", "e/**/g"]
     assert list(make_manifest(root, excludes=patterns, jobs=1).files) == ["b", "keep.tmp"]
+
+
+def test_a_posix_class_is_refused_rather_than_misread() -> None:
+    """pathspec's expression for one means something else to Python's engine, to RE2 and
+    to git: ``[[:alpha:]]*`` matched neither ``abc`` (Python) nor ``1x`` (RE2)."""
+    with pytest.raises(ValueError, match=r"^'\[\[:alpha:\]\]\*': POSIX character classes"):
+        compile_patterns(("*.tmp", "[[:alpha:]]*"))
+    result = run_hashpar("make", ".", "--exclude", "[[:digit:]]")
+    assert result.returncode == 2 and b"POSIX character classes" in result.stderr
+    assert result.stderr.count(b"\n") == 1  # one line: RE2 printed nothing either
+
+
+def test_a_pattern_that_is_not_utf8_matches_the_name_it_was_made_from() -> None:
+    excluded = compile_patterns((f"skip{NOT_UTF8}", "d/**/x"))
+    assert excluded is not None
+    assert excluded(f"skip{NOT_UTF8}", False) and excluded(f"d/{NOT_UTF8}/x", False)
+    assert not excluded("skip", False) and not excluded(f"skip{NOT_UTF8}x", False)
