@@ -146,6 +146,30 @@ def scan_tree(
     )
 
 
+def _copies_of(manifest_path: str | os.PathLike[str], recorded: str, base: str) -> list[str]:
+    """The copy of the manifest file in the tree ``base``, when there is one: the file at
+    the manifest's place relative to its ``recorded`` root, if its bytes are the manifest's.
+
+    A copy made after ``make -o tree/manifest.json`` holds the manifest at the same place;
+    it is no more new than the manifest is part of its own tree. Only identical bytes say
+    so: a relative root is resolved against the current directory (as verify resolves it),
+    which need not be where make ran, and a listed file may lie at that place in the copy
+    (it is then compared, changed or not, as any other).
+    """
+    import filecmp
+
+    recorded = os.path.abspath(recorded)
+    if not os.path.isdir(recorded):  # a manifest of one file: its directory
+        recorded = os.path.dirname(recorded)
+    copies = []
+    for place in _relative_paths(recorded, [manifest_path]):
+        candidate = os.path.join(base, place)
+        with contextlib.suppress(OSError):
+            if os.path.isfile(candidate) and filecmp.cmp(candidate, manifest_path, shallow=False):
+                copies.append(candidate)
+    return copies
+
+
 def _relative_paths(root: str, paths: Iterable[str | os.PathLike[str]]) -> frozenset[str]:
     """The given paths relative to ``root``, for those that lie inside it."""
     real_root = os.path.realpath(root)
@@ -431,12 +455,8 @@ def verify_tree(
         skip: list[str | os.PathLike[str]] = []
         if manifest_path is not None and manifest_path != "-":
             skip.append(manifest_path)
-            if root is not None:  # a copy of the tree holds a copy of the manifest, there
-                recorded = os.path.abspath(settings.root)
-                if not os.path.isdir(recorded):
-                    recorded = os.path.dirname(recorded)
-                for place in _relative_paths(recorded, [manifest_path]):
-                    skip.append(os.path.join(base, place))
+            if root is not None:  # a copy of the tree may hold a copy of the manifest
+                skip.extend(_copies_of(manifest_path, settings.root, base))
         expected = _Expected(manifest, _relative_paths(base, skip), consume=consume)
         listed = None
         if not new_files:  # the walk needs the entries' paths: read them first

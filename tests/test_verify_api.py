@@ -113,11 +113,33 @@ def test_the_manifest_files_place_is_left_out_of_a_copy_checked_with_root(
 ) -> None:
     root = build_tree(tmp_path / "t", {"a": b"a", "sub/m.json": b""})
     manifest = make_manifest(root, jobs=1, skip=[root / "sub/m.json"])
-    copy = build_tree(tmp_path / "copy", {"a": b"a", "sub/m.json": b"a copy of it"})
+    (root / "sub/m.json").write_bytes(hashpar.encode_manifest(manifest))
+    copy = build_tree(tmp_path / "copy", {"a": b"a"})
+    shutil.copytree(root / "sub", copy / "sub")
     report = verify_tree(manifest, root=copy, manifest_path=root / "sub/m.json", jobs=1)
     assert report == Report(verified=1, ok=1)
+    (copy / "sub/m.json").write_bytes(b"another file at its place")
+    changed = verify_tree(manifest, root=copy, manifest_path=root / "sub/m.json", jobs=1)
+    assert changed.new == ("sub/m.json",)  # not a copy of the manifest: a new file
+    (tmp_path / "m.json").write_bytes(hashpar.encode_manifest(manifest))
     elsewhere = verify_tree(manifest, root=copy, manifest_path=tmp_path / "m.json", jobs=1)
     assert elsewhere.new == ("sub/m.json",)  # a manifest kept outside its tree: no place
+
+
+def test_only_a_true_copy_of_the_manifest_is_left_out_of_a_copy(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative root resolves against the current directory, which need not be where
+    make ran: the place it gives may hold a listed file, which must still be compared."""
+    data = build_tree(tmp_path / "data", {"m.json": b"important", "a": b"x"})
+    (tmp_path / "out").mkdir()
+    monkeypatch.chdir(data)
+    manifest = make_manifest(".", jobs=1)  # root "."
+    (tmp_path / "out" / "m.json").write_bytes(hashpar.encode_manifest(manifest))
+    copy = build_tree(tmp_path / "copy", {"m.json": b"TAMPERED", "a": b"x"})
+    monkeypatch.chdir(tmp_path / "out")  # "." is now out/, which holds m.json
+    report = verify_tree(manifest, root=copy, manifest_path="m.json", jobs=1)
+    assert (report.modified, report.new) == (("m.json",), ())
 
 
 def test_verify_leaves_the_manifest_as_it_was_unless_told_to_consume_it(tmp_path: Path) -> None:
