@@ -235,17 +235,6 @@ def test_import_names_its_root_escaped_in_its_note(tmp_path: Path) -> None:
     )
 
 
-def test_import_follows_links_inside_the_root_as_sha256sum_c_does(tmp_path: Path) -> None:
-    root = build_tree(tmp_path / "t", {"sub/a.txt": b"hello\n"})
-    (root / "linked").symlink_to("sub")
-    (tmp_path / "SHA256SUMS").write_text(f"{HELLO}  linked/a.txt\n")
-    result = run_hashpar("import", tmp_path / "SHA256SUMS", "--root", root)
-    expect(result, 0, None, "")
-    manifest = json.loads(result.stdout)
-    assert manifest["follow_symlinks"] is True
-    assert manifest["files"]["linked/a.txt"]["size"] == 6
-
-
 def test_import_fills_sizes_from_the_tree_where_files_exist(tmp_path: Path) -> None:
     build_tree(tmp_path / "t", {"a.txt": b"hello\n"})
     (tmp_path / "SHA256SUMS").write_text(f"{HELLO}  ./a.txt\n{WORLD}  gone.txt\n")

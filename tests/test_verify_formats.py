@@ -92,6 +92,18 @@ def test_paths_through_symlinks_inside_the_root_check_as_sha256sum_c_checks_them
     )
 
 
+def test_with_new_files_looked_for_links_are_not_followed_as_in_make(
+    tree: Path, tmp_path: Path
+) -> None:
+    """Walking the whole tree, a link 'current -> sub' is one new entry, not sub again."""
+    (tree / "current").symlink_to("sub")
+    sums = write_sums(tmp_path / "SHA256SUMS", [f"{sha(A)}  a.txt", f"{sha(B)}  sub/b.txt"])
+    expected = "NEW current\n" + summary(2, 2, new="1 new") + "\n"
+    assert verify(sums, "--root", tree) == (1, expected, "")
+    imported = run_hashpar("import", sums, "--root", tree)
+    assert json.loads(imported.stdout)["follow_symlinks"] is False
+
+
 def test_with_root_new_files_are_found_and_every_change_reported(
     tree: Path, tmp_path: Path
 ) -> None:

@@ -97,7 +97,15 @@ def load_input(
         raise
     report_malformed(source, parsed.problems)
     whole_tree = ChecksumFormat.BAGIT in parsed.formats or root is not None
-    return Input(parsed.manifest, parsed.problems, whole_tree if new_files is None else new_files)
+    new_files = whole_tree if new_files is None else new_files
+    manifest = parsed.manifest
+    if not new_files and ChecksumFormat.BAGIT not in parsed.formats:
+        # Only the listed paths are looked at: reach them as sha256sum -c and b3sum --check
+        # do, through symlinks (those that stay inside the root). When the whole tree is
+        # walked for new files, links are not followed, as make does not: a tree with
+        # 'current -> v2' would otherwise list all of v2 again, as new.
+        manifest = dataclasses.replace(manifest, follow_symlinks=True)
+    return Input(manifest, parsed.problems, new_files)
 
 
 def _not_checksums(source: str) -> bool:

@@ -191,25 +191,12 @@ def read_bag(
 def fill_sizes(manifest: Manifest) -> tuple[Manifest, int]:
     """The manifest with each size taken from its file under ``manifest.root``, where that
     file exists and is a regular file reached through real directories only (lstat each
-    step: nothing is read, no symlink is followed out of the tree), or, for a manifest that
-    follows symlinks, through links that stay inside the root; the others keep
+    step: nothing is read, no symlink is followed out of the tree); the others keep
     ``size=None``. Returns the manifest and how many sizes were filled.
     """
     seen: dict[str, os.stat_result | None] = {}
-    real_root = os.path.realpath(manifest.root)
-
-    def stat_through_links(path: str) -> os.stat_result | None:
-        resolved = os.path.realpath(os.path.join(manifest.root, path))
-        if os.path.commonpath([real_root, resolved]) != real_root:
-            return None  # a link leading out of the root is not followed
-        try:
-            return os.stat(resolved)
-        except OSError:
-            return None
 
     def lstat_inside(path: str) -> os.stat_result | None:
-        if manifest.follow_symlinks:
-            return stat_through_links(path)
         parts = path.split("/")
         for depth in range(1, len(parts) + 1):
             prefix = "/".join(parts[:depth])

@@ -239,9 +239,7 @@ class _Reader:
         problems = self.problems.freeze()
         if not self.table.files or algorithm is None:
             raise NoChecksumLines(self.source, problems)
-        # sha256sum -c and b3sum --check open each path, following symlinks: so does the
-        # walk, for links that stay inside the root (one leading out is never followed).
-        manifest = imported_manifest(algorithm, root, self.table.files, follow_symlinks=True)
+        manifest = imported_manifest(algorithm, root, self.table.files)
         return ParsedChecksums(manifest, problems, frozenset(self.formats))
 
 
