@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 from hashpar.errors import ManifestError
 from hashpar.formats.records import LineProblems
+from hashpar.kinds import UNLISTABLE
 from hashpar.models import FileEntry, Manifest, Problem, ProblemKind, Snapshot
 
 __all__ = ["Move", "Report", "compare", "diff"]
@@ -116,6 +117,10 @@ def diff(old: Manifest, new: Manifest) -> Report:
 
 
 _PATH_MAX = 4096
+
+
+def _unlistable(problem: Problem) -> bool:
+    return problem.message.startswith(UNLISTABLE)
 
 
 def _ancestors(path: str, longest: int) -> Iterator[str]:
@@ -240,19 +245,23 @@ class _Comparison:
         return index < len(order) and order[index].startswith(prefix)
 
     def _below_a_recorded_error(self, path: str) -> bool:
-        """True when ``path`` lies below a directory the manifest records as unreadable (the
+        """True when ``path`` lies below a directory the manifest records as unlistable (the
         root included): whatever is there now, the manifest could not have listed it, and
-        the directory is reported as an error already."""
-        recorded = self.expected.errors
-        if not recorded:
+        the directory is reported as an error already. Only a directory's listing error
+        counts: a file or a link loop recorded as unreadable, replaced by a directory since,
+        hides nothing."""
+        unlistable, longest = self.unlistable
+        if not unlistable:
             return False
-        longest = self.longest_recorded_error
-        return any(directory in recorded for directory in _ancestors(path, longest))
+        return any(directory in unlistable for directory in _ancestors(path, longest))
 
     @functools.cached_property
-    def longest_recorded_error(self) -> int:
-        """As :attr:`longest_error`, for the manifest's errors."""
-        return min(max(map(len, self.expected.errors), default=0), _PATH_MAX)
+    def unlistable(self) -> tuple[frozenset[str], int]:
+        """The directories the manifest records as unlistable, and the longest one's length
+        (at most PATH_MAX, as for :attr:`longest_error`)."""
+        errors = self.expected.errors
+        found = frozenset(path for path, problem in errors.items() if _unlistable(problem))
+        return found, min(max(map(len, found), default=0), _PATH_MAX)
 
     @functools.cached_property
     def longest_error(self) -> int:

@@ -34,7 +34,14 @@ from typing import NamedTuple, Protocol
 
 import blake3
 
-from hashpar.kinds import DIGEST_BYTES, INT64_MAX, UNKNOWN, Algorithm, ProblemKind
+from hashpar.kinds import (
+    DIGEST_BYTES,
+    INT64_MAX,
+    UNKNOWN,
+    UNLISTABLE,
+    Algorithm,
+    ProblemKind,
+)
 from hashpar.scan import Ancestry, Listing, Scope, list_directory
 
 __all__ = [
@@ -492,4 +499,4 @@ class _Work:
 def _listing_problem(exc: OSError) -> tuple[str, str]:
     """(ProblemKind value, message) for a directory that could not be opened or listed."""
     kind = ProblemKind.VANISHED if exc.errno == errno.ENOENT else ProblemKind.UNREADABLE
-    return kind, f"cannot list directory: {exc.strerror or exc}"
+    return kind, f"{UNLISTABLE}{exc.strerror or exc}"

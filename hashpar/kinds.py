@@ -73,3 +73,8 @@ class ProblemKind(StrEnum):
     """verify: the manifest lists a file, the tree now has something else at that path."""
     FAILED = "failed"
     """An unexpected error while hashing this one entry."""
+
+
+UNLISTABLE = "cannot list directory: "
+"""How a problem's message begins when a directory could not be listed (the walk writes
+it): verify and diff then report nothing below that directory as new."""

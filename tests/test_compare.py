@@ -158,6 +158,18 @@ def test_what_lies_below_a_directory_recorded_as_unreadable_is_not_new() -> None
     assert (root.new, list(root.errors)) == ((), ["."])  # the root: nothing is new
 
 
+def test_below_a_file_recorded_as_unreadable_and_now_a_directory_everything_is_new() -> None:
+    """Only a directory's listing error covers what lies below it: a file (or a link loop)
+    recorded as unreadable could not have hidden anything from the manifest."""
+    problems = {
+        "secret": Problem(ProblemKind.UNREADABLE, "Permission denied"),
+        "loop": Problem(ProblemKind.LOOP, "symbolic link loop (other)"),
+    }
+    found = {"secret/planted": entry("p"), "loop/x": entry("x")}
+    report = compare(manifest(Snapshot(errors=problems)), Snapshot(files=found))
+    assert report.new == ("loop/x", "secret/planted")
+
+
 def test_new_files_count_unless_ignored() -> None:
     observed = Snapshot(files={**BASE.files, "extra": entry("e")}, symlinks=BASE.symlinks)
     observed = dataclasses.replace(observed, skipped=BASE.skipped)
