@@ -303,6 +303,19 @@ def test_o_dev_stdout_with_stdout_a_pipe_writes_into_the_pipe(tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["d"]
 
 
+def test_o_dev_stdout_appended_to_a_file_keeps_what_the_file_held(tmp_path: Path) -> None:
+    """``-o /dev/stdout >> log`` writes through the descriptor, as ``> log`` would: reopened
+    by its name (or replaced as the regular file it leads to) the log lost its contents."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a").write_bytes(b"a\n")
+    log = tmp_path / "log"
+    log.write_bytes(b"before\n")
+    command = f"{sys.executable} -m hashpar make -q d -o /dev/stdout >> log"
+    subprocess.run(command, shell=True, cwd=tmp_path, check=True, timeout=60)
+    before, manifest = log.read_bytes().split(b"\n", 1)
+    assert before == b"before" and list(json.loads(manifest)["files"]) == ["a"]
+
+
 def test_o_process_substitution_writes_into_the_command(tmp_path: Path) -> None:
     """``hashpar make d -o >(gzip > m.gz)``: bash passes /dev/fd/63, a pipe (was: `cannot
     write /dev/fd/63: No such file or directory`, always)."""

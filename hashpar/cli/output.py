@@ -9,6 +9,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import re
 import stat
 import sys
 from types import TracebackType
@@ -46,6 +47,13 @@ class Output:
         if target is None:
             _check_stdout()
             self.stream = sys.stdout.buffer
+            return
+        own = _own_descriptor(target)
+        if own is not None:  # one of this process's open files: written through, as is
+            try:
+                self.stream = os.fdopen(os.dup(own), "wb")
+            except OSError as exc:
+                raise OutputError(f"cannot write {target}: {exc.strerror}") from None
             return
         try:  # what the target is, through every link: /dev/stdout's /proc ones too
             st: os.stat_result | None = os.stat(target)
@@ -164,6 +172,31 @@ def _check_stdout() -> None:
         os.fstat(sys.stdout.fileno())
     except (OSError, ValueError):
         raise OutputError("standard output is closed") from None
+
+
+_OWN_DESCRIPTOR = re.compile(r"/(?:dev|proc/self|proc/thread-self)/fd/([0-9]+)")
+_STANDARD = {"/dev/stdout": 1, "/dev/stderr": 2}
+
+
+def _own_descriptor(target: str) -> int | None:
+    """The descriptor ``target`` names when it is one of this process's open files
+    (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``), if that descriptor is open.
+
+    Such a target is written through that descriptor, never reopened: opened again by its
+    name it would be truncated (``-o /dev/stdout >> log`` emptied the log) or, for a
+    regular file, replaced by a new one. bash's ``-o >(cmd)`` is ``/dev/fd/63``.
+    """
+    number = _STANDARD.get(target)
+    if number is None:
+        match = _OWN_DESCRIPTOR.fullmatch(target)
+        number = None if match is None else int(match.group(1))
+    if number is None:
+        return None
+    try:
+        os.fstat(number)
+    except OSError:
+        return None  # not open here: the name is taken as any other path
+    return number
 
 
 def _create_temp(path: str, target: str) -> tuple[int, str]:
