@@ -379,8 +379,8 @@ def test_import_of_a_hashpar_manifest_says_so_in_one_line(tmp_path: Path) -> Non
         run_hashpar("import", manifest),
         2,
         b"",
-        f"hashpar: error: {manifest}: a hashpar manifest (JSON), not a checksum file: hashpar "
-        "verify reads it without --format, hashpar export writes sums from it\n",
+        f"hashpar: error: {manifest}: JSON, not a checksum file (a hashpar manifest is verified "
+        "without --format; hashpar export writes sums from one)\n",
     )
 
 

@@ -58,8 +58,8 @@ def test_a_hashpar_manifest_is_named_as_such() -> None:
         with pytest.raises(ManifestError) as info:
             parse_checksums(text, source="m.json", only=formats.ChecksumFormat.SUMS)
         assert str(info.value) == (
-            "m.json: a hashpar manifest (JSON), not a checksum file: hashpar verify reads it "
-            "without --format, hashpar export writes sums from it"
+            "m.json: JSON, not a checksum file (a hashpar manifest is verified without "
+            "--format; hashpar export writes sums from one)"
         )
     with pytest.raises(ManifestError, match=r"^x: JSON, not a checksum file: line 1: "):
         parse_checksums(b'["a"]\n', source="x")

@@ -207,6 +207,18 @@ def test_format_restricts_the_line_form(tree: Path, tmp_path: Path) -> None:
     )
 
 
+def test_a_file_of_the_other_format_is_named_as_not_of_the_format_asked(
+    tree: Path, tmp_path: Path
+) -> None:
+    sums = write_sums(tmp_path / "SHA256SUMS", [f"{sha(A)}  a.txt", f"{sha(B)}  sub/b.txt"])
+    code, stdout, stderr = verify(sums, "--format", "bsd", cwd=tree)
+    assert (code, stdout) == (2, "")
+    assert stderr.startswith(
+        f"hashpar: error: {sums}: not a BSD-format checksum file: no BSD-format checksum line "
+        "in lines 1-2 (line 1: "
+    )
+
+
 def test_sums_on_standard_input(tree: Path) -> None:
     sums = f"{sha(A)}  a.txt\n".encode()
     assert verify("-", "--algo", "sha256", cwd=tree, stdin=sums) == (0, summary(1, 1) + "\n", "")
@@ -371,8 +383,8 @@ def test_a_hashpar_manifest_given_as_a_sums_file_is_named_so(tree: Path, tmp_pat
     assert verify(manifest, "--format", "sums") == (
         2,
         "",
-        f"hashpar: error: {manifest}: a hashpar manifest (JSON), not a checksum file: hashpar "
-        "verify reads it without --format, hashpar export writes sums from it\n",
+        f"hashpar: error: {manifest}: JSON, not a checksum file (a hashpar manifest is verified "
+        "without --format; hashpar export writes sums from one)\n",
     )
 
 

@@ -174,8 +174,9 @@ class FormGate:
     the same rule to a file that ended sooner.
     """
 
-    def __init__(self, source: str) -> None:
+    def __init__(self, source: str, only: ChecksumFormat | None = None) -> None:
         self.source = source
+        self.only = only  # a --format: the file is then refused as not one of that format
         self.formed = False
         self._seen = 0
         self._first: tuple[int, str] | None = None
@@ -193,8 +194,8 @@ class FormGate:
             self._json = raw.removeprefix(b"\xef\xbb\xbf").lstrip(b" \t\r")[:1] in (b"{", b"[")
         if self._json and b'"version"' in raw:
             raise NotAChecksumFile(
-                f"{self.source}: a hashpar manifest (JSON), not a checksum file: hashpar verify "
-                "reads it without --format, hashpar export writes sums from it"
+                f"{self.source}: JSON, not a checksum file (a hashpar manifest is verified "
+                "without --format; hashpar export writes sums from one)"
             )
         if self._seen >= FORM_LINES:
             self._refuse(number)
@@ -206,11 +207,13 @@ class FormGate:
     def _refuse(self, last: int) -> None:
         assert self._first is not None
         number, reason = self._first
-        what = "JSON, not a checksum file" if self._json else "not a checksum file"
+        form = {ChecksumFormat.SUMS: "sums-format ", ChecksumFormat.BSD: "BSD-format "}
+        noun = f"{form.get(self.only, '') if self.only is not None else ''}checksum"
+        what = f"JSON, not a {noun} file" if self._json else f"not a {noun} file"
         if self._seen == 1:  # the file's only line that is not blank or a comment
             raise NotAChecksumFile(f"{self.source}: {what}: line {number}: {reason}")
         raise NotAChecksumFile(
-            f"{self.source}: {what}: no checksum line in lines 1-{last} (line {number}: {reason})"
+            f"{self.source}: {what}: no {noun} line in lines 1-{last} (line {number}: {reason})"
         )
 
 

@@ -162,7 +162,7 @@ class _Reader:
 
     def __init__(self, source: str, given: Algorithm | None, only: ChecksumFormat | None) -> None:
         self.source, self.given, self.only = source, given, only
-        self.gate = FormGate(source)
+        self.gate = FormGate(source, only)
         self.problems = ProblemCollector()
         self.table = EntryTable(self.problems)
         self.formats: set[ChecksumFormat] = set()
