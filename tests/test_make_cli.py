@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import shutil
@@ -314,6 +315,36 @@ def test_o_dev_stdout_appended_to_a_file_keeps_what_the_file_held(tmp_path: Path
     subprocess.run(command, shell=True, cwd=tmp_path, check=True, timeout=60)
     before, manifest = log.read_bytes().split(b"\n", 1)
     assert before == b"before" and list(json.loads(manifest)["files"]) == ["a"]
+
+
+@pytest.mark.parametrize("name", ["/dev//stdout", "link-to-stdout", "/proc/self/../self/fd/1"])
+def test_any_name_for_stdout_is_written_through(tmp_path: Path, name: str) -> None:
+    """Decided by where the name leads, not by how it is spelt (a review found /dev//stdout
+    and a link to /dev/stdout still replaced the file stdout was appending to)."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "d" / "a").write_bytes(b"a\n")
+    (tmp_path / "link-to-stdout").symlink_to("/dev/stdout")
+    (tmp_path / "log").write_bytes(b"before\n")
+    command = f"{sys.executable} -m hashpar make -q d -o '{name}' >> log"
+    subprocess.run(command, shell=True, cwd=tmp_path, check=True, timeout=60)
+    before, manifest = (tmp_path / "log").read_bytes().split(b"\n", 1)
+    assert before == b"before" and list(json.loads(manifest)["files"]) == ["a"]
+
+
+def test_a_standard_stream_closed_or_read_only_is_never_replaced(tmp_path: Path) -> None:
+    """-o /dev/stdin reads as a file opened for reading: refused, the file intact. With
+    stderr closed at start, fd 2 may hold any file the interpreter opened since: refused."""
+    (tmp_path / "d").mkdir()
+    (tmp_path / "keep").write_bytes(b"important\n")
+    python = sys.executable
+    run = functools.partial(
+        subprocess.run, shell=True, cwd=tmp_path, capture_output=True, timeout=60, check=False
+    )
+    read_only = run(f"{python} -m hashpar make -q d -o /dev/stdin < keep")
+    assert read_only.returncode == 2 and (tmp_path / "keep").read_bytes() == b"important\n"
+    closed = run(f"{python} -m hashpar make -q d -o /dev//stderr 2>&-")
+    assert closed.returncode == 2
+    assert sorted(os.listdir(tmp_path)) == ["d", "keep"]
 
 
 def test_o_process_substitution_writes_into_the_command(tmp_path: Path) -> None:

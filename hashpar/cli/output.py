@@ -174,24 +174,43 @@ def _check_stdout() -> None:
         raise OutputError("standard output is closed") from None
 
 
-_OWN_DESCRIPTOR = re.compile(r"/(?:dev|proc/self|proc/thread-self)/fd/([0-9]+)")
-_STANDARD = {"/dev/stdout": 1, "/dev/stderr": 2}
+_STANDARD = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
+_STREAM_NAMES = ("input", "output", "error")
+_LINK_HOPS = 40  # as the kernel's limit on links followed in one lookup
 
 
 def _own_descriptor(target: str) -> int | None:
-    """The descriptor ``target`` names when it is one of this process's open files
-    (``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N``), if that descriptor is open.
+    """The descriptor ``target`` names when it is one of this process's open files, if that
+    descriptor is open: ``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N`` and the like,
+    however written (``/dev//stdout``) and through any links leading there.
 
     Such a target is written through that descriptor, never reopened: opened again by its
     name it would be truncated (``-o /dev/stdout >> log`` emptied the log) or, for a
-    regular file, replaced by a new one. bash's ``-o >(cmd)`` is ``/dev/fd/63``.
+    regular file, replaced by a new one. bash's ``-o >(cmd)`` is ``/dev/fd/63``. Standard
+    input, output or error closed when hashpar started is refused: the descriptor may
+    since hold any file this process opened.
     """
-    number = _STANDARD.get(target)
-    if number is None:
-        match = _OWN_DESCRIPTOR.fullmatch(target)
-        number = None if match is None else int(match.group(1))
-    if number is None:
+    own = re.compile(rf"/(?:dev|proc/(?:self|thread-self|{os.getpid()}))/fd/([0-9]+)")
+    path = target
+    for _ in range(_LINK_HOPS):
+        path = os.path.normpath(path)
+        number = _STANDARD.get(path)
+        if number is None and (match := own.fullmatch(path)) is not None:
+            number = int(match.group(1))
+        if number is not None:
+            break
+        try:
+            link = os.readlink(path)
+        except OSError:  # not a link (or not there): an ordinary path
+            return None
+        path = os.path.join(os.path.dirname(path), link)
+    else:
         return None
+    if (
+        number < len(_STREAM_NAMES)
+        and (sys.__stdin__, sys.__stdout__, sys.__stderr__)[number] is None
+    ):
+        raise OutputError(f"cannot write {target}: standard {_STREAM_NAMES[number]} is closed")
     try:
         os.fstat(number)
     except OSError:
