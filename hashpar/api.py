@@ -449,6 +449,11 @@ def verify_tree(
         except OSError as exc:
             hint = "" if root is not None else " (use --root to check a copy elsewhere)"
             raise UsageError(f"cannot verify {tree}: {exc.strerror}{hint}") from None
+        try:  # valid to pathspec, as decoding checked; now: can a walk match them?
+            compile_patterns(tuple(settings.excludes))
+        except (ValueError, TypeError) as exc:
+            name = f"{manifest.name}: " if isinstance(manifest, ManifestFile) else ""
+            raise ManifestError(f"{name}excludes: {exc}") from None
         base = os.path.abspath(tree)
         if not stat.S_ISDIR(st.st_mode):  # a manifest of one file: its directory is walked
             base = os.path.dirname(base)

@@ -41,7 +41,7 @@ from hashpar.models import (
     SpecialKind,
 )
 from hashpar.names import SAFE_PLAIN_PATH, key_for, path_for, unsafe_reason, utf8_text
-from hashpar.scan import compile_patterns
+from hashpar.scan import check_patterns
 
 __all__ = [
     "FORMAT_VERSION",
@@ -349,7 +349,7 @@ def _patterns(texts: list[str]) -> tuple[str, ...]:
     error about an --exclude the user never gave)."""
     patterns = tuple(_unescaped("exclude pattern", text) for text in texts)
     try:
-        compile_patterns(patterns)  # pathspec is imported only when there are patterns
+        check_patterns(patterns)  # pathspec is imported only when there are patterns
     except (ValueError, TypeError) as exc:
         raise ManifestError(f"invalid manifest: excludes: {exc}") from None
     return patterns

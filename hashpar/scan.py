@@ -91,8 +91,8 @@ class Scope(NamedTuple):
 
 
 def compile_patterns(patterns: tuple[str, ...]) -> Excluder | None:
-    """A predicate from gitignore patterns (pathspec does the matching); ValueError or
-    TypeError for a bad pattern.
+    """A predicate from gitignore patterns, for a walk: pathspec decides, ValueError or
+    TypeError for a pattern that is bad (:func:`check_patterns`) or cannot be matched here.
 
     pathspec turns each pattern into a regular expression, and its simple backend decides,
     pattern after pattern, which one has the last word. Python's regular expression engine
@@ -100,60 +100,81 @@ def compile_patterns(patterns: tuple[str, ...]) -> Excluder | None:
     255 ``a`` took 7 s, each further ``*a`` multiplies that), and a manifest's
     ``excludes`` are anybody's to write. So each pattern's expression is run by RE2 (the
     google-re2 package), whose time is linear in the path (10 µs there), inside pathspec's
-    own loop, so which pattern wins is decided exactly as pathspec decides it.
+    own loop: which pattern wins is decided exactly as pathspec decides it. A pattern whose
+    expression RE2 does not accept is refused, as is a POSIX class (``[[:alpha:]]``), whose
+    expression pathspec gets wrong under either engine.
 
-    RE2 reads UTF-8 only: each byte of a name that is not UTF-8 (a lone surrogate, from
-    ``os.fsdecode``) is mapped, in the path and in the expressions alike, to a character of
-    a private-use plane that no pattern holds, so such names are matched by the same engine.
-    An expression RE2 refuses keeps Python's engine. A POSIX class (``[[:alpha:]]``) is
-    refused: pathspec's expression for it means something else to each engine and to git
-    (``[[:alpha:]]*`` matched neither ``abc`` under Python's engine nor ``1x`` under RE2).
+    RE2 reads UTF-8 only. A name that is not UTF-8 is matched by Python's engine, and so is
+    every name when a pattern is not UTF-8 (both are rare; such a pattern can only come
+    from ``--exclude`` with such bytes, or a manifest made so): there a hostile pattern
+    can still be slow. Python's engine also lets ``$`` match before a name's final newline
+    (``a`` excludes a file named ``a`` and a newline); RE2 and git do not.
     """
     if not patterns:
         return None
-    spec = _spec(patterns)
-    for pattern in spec.patterns:
-        _run_by_re2(pattern)
+    for pattern in patterns:
+        if not pattern.startswith("#") and _POSIX_CLASS.search(pattern):
+            raise ValueError(
+                f"{pattern!r}: POSIX character classes such as [:alpha:] are not supported "
+                "(the characters can be listed: [a-zA-Z])"
+            )
+    slow = _spec(patterns)
+    if not all(map(_is_utf8, patterns)):
+
+        def is_excluded_slowly(path: str, is_dir: bool) -> bool:
+            return bool(slow.match_file(path + "/" if is_dir else path))
+
+        return is_excluded_slowly
+    fast = _spec(patterns)
+    for compiled in fast.patterns:
+        _run_by_re2(compiled)
 
     def is_excluded(path: str, is_dir: bool) -> bool:
         text = path + "/" if is_dir else path
-        if not text.isascii():
-            text = text.translate(_SURROGATE_BYTES)
+        spec = fast if text.isascii() or _is_utf8(text) else slow
         return bool(spec.match_file(text))
 
     return is_excluded
 
 
-_POSIX_CLASS = re.compile(r"\[:[a-z]+:\]")
-"""A POSIX character class of a bracket expression (``[:alpha:]``), which git supports and
-pathspec does not translate faithfully."""
+def check_patterns(patterns: tuple[str, ...]) -> None:
+    """ValueError or TypeError, naming the pattern, unless every one is a valid gitignore
+    pattern to pathspec: what a manifest's ``excludes`` must be. Whether a walk can match
+    them (:func:`compile_patterns`) is asked only when one does."""
+    if patterns:
+        _spec(patterns)
 
-_SURROGATE_BYTES = {0xDC80 + byte: 0xF0080 + byte for byte in range(128)}
-"""Each byte 0x80-0xFF that ``os.fsdecode`` turned into a lone surrogate, to a character of
-Unicode's plane 15 (private use): valid UTF-8, one character for one, as the surrogate was."""
+
+_POSIX_CLASS = re.compile(r"\[[^\]]*\[:[a-z]+:\]")
+"""A POSIX character class inside a bracket expression (``[[:alpha:]]``), which git
+supports and pathspec does not translate faithfully (``[:ab:]`` alone is a plain set)."""
+
+
+def _is_utf8(text: str) -> bool:
+    try:
+        text.encode()
+    except UnicodeEncodeError:  # a lone surrogate: a byte of a name that is not UTF-8
+        return False
+    return True
 
 
 def _run_by_re2(pattern: Any) -> None:
     """Give a pathspec pattern (a RegexPattern, or one that matches nothing) RE2's
-    compilation of its expression, mapped as paths are; when RE2 refuses it, Python's
-    compilation of the mapped expression."""
-    import warnings
-
+    compilation of its expression; ValueError, naming the pattern, if RE2 refuses it."""
     import re2
 
     regex = getattr(pattern, "regex", None)
-    if regex is None or not isinstance(regex.pattern, str):
+    if regex is None:
         return
-    source = regex.pattern.translate(_SURROGATE_BYTES)
     options = re2.Options()
     options.log_errors = False  # RE2 would print its complaint: the library never prints
     try:
-        pattern.regex = re2.compile(source, options=options)
+        pattern.regex = re2.compile(regex.pattern, options=options)
     except Exception:  # re2's own error type: an expression it does not accept
-        if source != regex.pattern:
-            with warnings.catch_warnings():  # as in _spec
-                warnings.simplefilter("ignore", FutureWarning)
-                pattern.regex = re.compile(source)
+        raise ValueError(
+            f"{pattern.pattern!r}: not supported: pathspec's expression for it is one RE2, "
+            "which matches in linear time, does not accept"
+        ) from None
 
 
 def _spec(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec:
@@ -168,12 +189,6 @@ def _spec(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec:
 
     import pathspec  # 28 ms to import: only paid when there are patterns
 
-    for pattern in patterns:
-        if _POSIX_CLASS.search(pattern):
-            raise ValueError(
-                f"{pattern!r}: POSIX character classes such as [:alpha:] are not supported "
-                "(the characters can be listed: [a-zA-Z])"
-            )
     with warnings.catch_warnings():  # re's "Possible nested set" for a '[[' in a pattern
         warnings.simplefilter("ignore", FutureWarning)
         try:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from pathlib import Path
 
@@ -10,6 +11,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
+import hashpar
 from conftest import run_hashpar
 from hashpar import make_manifest
 from hashpar.scan import compile_patterns
@@ -24,8 +26,7 @@ def test_a_pattern_that_makes_a_backtracking_engine_explode_is_matched_at_once()
     assert excluded is not None
     assert not excluded("a" * 255, False)
     assert excluded("d/" + "a" * 200 + "b", False)
-    assert excluded("\udcff" + "a" * 8 + "b", False)  # a name that is not UTF-8: RE2 too
-    assert not excluded("\udcff" + "a" * 255, False)
+    assert excluded("\udcff" + "a" * 8 + "b", False)  # not UTF-8: Python's engine, still right
 
 
 @pytest.mark.timeout(60)
@@ -86,6 +87,35 @@ def test_a_posix_class_is_refused_rather_than_misread() -> None:
     result = run_hashpar("make", ".", "--exclude", "[[:digit:]]")
     assert result.returncode == 2 and b"POSIX character classes" in result.stderr
     assert result.stderr.count(b"\n") == 1  # one line: RE2 printed nothing either
+
+
+def test_a_pattern_re2_does_not_accept_is_refused_rather_than_run_slowly() -> None:
+    with pytest.raises(ValueError, match=r"^'\*a\*b\[\[:ALPHA:\]\]': not supported"):
+        compile_patterns(("*a*b[[:ALPHA:]]",))
+
+
+def test_what_is_not_a_posix_class_is_accepted() -> None:
+    """``[:ab:]`` is a plain set to git; an escaped bracket and a comment hold none."""
+    excluded = compile_patterns(("[:ab:]", "\\[:x:]", "#[:alpha:] a comment"))
+    assert excluded is not None and excluded("a", False) and excluded("[:x:]", False)
+
+
+def test_a_manifest_with_excludes_a_walk_cannot_match_still_exports(tmp_path: Path) -> None:
+    """Such excludes are valid to pathspec (a manifest of an older hashpar may hold them):
+    export and diff read it; verify, which would have to match them, names the manifest."""
+    root = tmp_path / "t"
+    root.mkdir()
+    (root / "a").write_bytes(b"a")
+    manifest = make_manifest(root, jobs=1)
+    old = dataclasses.replace(manifest, excludes=("[[:digit:]]*",))
+    (tmp_path / "m.json").write_bytes(hashpar.encode_manifest(old))
+    exported = run_hashpar("export", tmp_path / "m.json", "--format", "sums")
+    assert (exported.returncode, exported.stderr) == (0, b"")
+    verified = run_hashpar("verify", tmp_path / "m.json")
+    assert verified.returncode == 2
+    assert verified.stderr.decode().startswith(
+        f"hashpar: error: {tmp_path / 'm.json'}: excludes: '[[:digit:]]*': POSIX character"
+    )
 
 
 def test_a_pattern_that_is_not_utf8_matches_the_name_it_was_made_from() -> None:
