@@ -331,6 +331,14 @@ def test_any_name_for_stdout_is_written_through(tmp_path: Path, name: str) -> No
     assert before == b"before" and list(json.loads(manifest)["files"]) == ["a"]
 
 
+def test_o_dev_stdout_into_a_file_in_the_tree_leaves_that_file_out(tmp_path: Path) -> None:
+    """As -o FILE does (a review found it listed once -o /dev/stdout was written through)."""
+    (tmp_path / "a").write_bytes(b"a\n")
+    command = f"{sys.executable} -m hashpar make -q . -o /dev/stdout > m.json"
+    subprocess.run(command, shell=True, cwd=tmp_path, check=True, timeout=60)
+    assert list(json.loads((tmp_path / "m.json").read_bytes())["files"]) == ["a"]
+
+
 def test_a_standard_stream_closed_or_read_only_is_never_replaced(tmp_path: Path) -> None:
     """-o /dev/stdin reads as a file opened for reading: refused, the file intact. With
     stderr closed at start, fd 2 may hold any file the interpreter opened since: refused."""

@@ -43,6 +43,7 @@ class Output:
         self.target = target
         self.path: str | None = None  # the file replaced: the target, or where its link leads
         self.temp_path: str | None = None
+        self.behind: str | None = None  # a regular file behind a descriptor written through
         self.stream: BinaryIO
         if target is None:
             _check_stdout()
@@ -54,6 +55,9 @@ class Output:
                 self.stream = os.fdopen(os.dup(own), "wb")
             except OSError as exc:
                 raise OutputError(f"cannot write {target}: {exc.strerror}") from None
+            with contextlib.suppress(OSError):  # a file in the tree is left out, as for -o FILE
+                if stat.S_ISREG(os.fstat(own).st_mode):
+                    self.behind = os.readlink(f"/proc/self/fd/{own}")
             return
         try:  # what the target is, through every link: /dev/stdout's /proc ones too
             st: os.stat_result | None = os.stat(target)
@@ -156,7 +160,8 @@ class Output:
     @property
     def paths(self) -> list[str]:
         """Files this output may create (the target and its temp file), to leave out of a walk."""
-        return [p for p in (self.target, self.path, self.temp_path) if p is not None]
+        named = (self.target, self.path, self.temp_path, self.behind)
+        return [p for p in named if p is not None]
 
 
 def open_output(target: str | None) -> Output:
