@@ -100,41 +100,100 @@ def compile_patterns(patterns: tuple[str, ...]) -> Excluder | None:
     255 ``a`` took 7 s, each further ``*a`` multiplies that), and a manifest's
     ``excludes`` are anybody's to write. So each pattern's expression is run by RE2 (the
     google-re2 package), whose time is linear in the path (10 µs there), inside pathspec's
-    own loop: which pattern wins is decided exactly as pathspec decides it. A pattern whose
-    expression RE2 does not accept is refused, as is a POSIX class (``[[:alpha:]]``), whose
-    expression pathspec gets wrong under either engine.
+    own loop: which pattern wins is decided exactly as pathspec decides it.
 
-    RE2 reads UTF-8 only. A name that is not UTF-8 is matched by Python's engine, and so is
-    every name when a pattern is not UTF-8 (both are rare; such a pattern can only come
-    from ``--exclude`` with such bytes, or a manifest made so): there a hostile pattern
-    can still be slow. Python's engine also lets ``$`` match before a name's final newline
-    (``a`` excludes a file named ``a`` and a newline); RE2 and git do not.
+    RE2 reads UTF-8 only. A byte of a name that is not UTF-8 (a lone surrogate, from
+    ``os.fsdecode``) is mapped, in names and patterns alike, to a character of a private-use
+    block (:data:`_BYTES`): one character for one, as before. That is exact unless a
+    pattern or name holds characters of that block, or a pattern's bracket range reaches
+    past U+D7FF (where the mapping would move what the range covers): such a pattern is
+    refused, and such a name (one holding a character of that block, which no real name
+    is likely to) is matched by Python's engine. Refused too: a POSIX class (``[[:alpha:]]``), whose
+    expression pathspec gets wrong under either engine, and an expression RE2 does not
+    accept. Python's engine lets ``$`` match before a name's final newline (``a`` excluded
+    a file named ``a`` and a newline); RE2 and git do not.
     """
     if not patterns:
         return None
     for pattern in patterns:
-        if not pattern.startswith("#") and _POSIX_CLASS.search(pattern):
-            raise ValueError(
-                f"{pattern!r}: POSIX character classes such as [:alpha:] are not supported "
-                "(the characters can be listed: [a-zA-Z])"
-            )
+        _check_matchable(pattern)
     slow = _spec(patterns)
-    if not all(map(_is_utf8, patterns)):
-
-        def is_excluded_slowly(path: str, is_dir: bool) -> bool:
-            return bool(slow.match_file(path + "/" if is_dir else path))
-
-        return is_excluded_slowly
-    fast = _spec(patterns)
+    fast = _spec(tuple(pattern.translate(_BYTES) for pattern in patterns))
     for compiled in fast.patterns:
         _run_by_re2(compiled)
 
     def is_excluded(path: str, is_dir: bool) -> bool:
         text = path + "/" if is_dir else path
-        spec = fast if text.isascii() or _is_utf8(text) else slow
-        return bool(spec.match_file(text))
+        if not text.isascii():
+            if not _BLOCK.isdisjoint(text):  # the block itself: the mapping would be ambiguous
+                return bool(slow.match_file(text))
+            text = text.translate(_BYTES)
+        return bool(fast.match_file(text))
 
     return is_excluded
+
+
+_BYTES = {0xDC80 + byte: 0xF0080 + byte for byte in range(128)}
+"""Each byte 0x80-0xFF that ``os.fsdecode`` turned into a lone surrogate, to a character of
+Unicode's plane 15 (private use), which RE2 can read."""
+_BLOCK = frozenset(map(chr, _BYTES.values()))
+
+
+def _check_matchable(pattern: str) -> None:
+    """ValueError unless the pattern can be matched exactly through RE2 (above)."""
+    if not _BLOCK.isdisjoint(pattern):
+        raise ValueError(f"{pattern!r}: characters U+F0080-U+F00FF are not supported")
+    if pattern.startswith("#"):
+        return  # a comment
+    if _POSIX_CLASS.search(_ESCAPED.sub("_", pattern)):
+        raise ValueError(
+            f"{pattern!r}: POSIX character classes such as [:alpha:] are not supported "
+            "(the characters can be listed: [a-zA-Z])"
+        )
+    for bracket in _brackets(pattern):
+        if any(ord(low) > 0xD7FF or ord(high) > 0xD7FF for low, high in _ranges(bracket)):
+            raise ValueError(f"{pattern!r}: a range reaching past U+D7FF is not supported")
+
+
+def _brackets(pattern: str) -> list[str]:
+    """The insides of the pattern's bracket expressions, as git reads them: an escaped
+    ``[`` opens none, and ``]`` right after ``[`` (or ``[!``, ``[^``) is a member."""
+    found = []
+    position = 0
+    while position < len(pattern):
+        char = pattern[position]
+        if char == "\\":
+            position += 2
+            continue
+        if char == "[":
+            end = position + 1
+            if end < len(pattern) and pattern[end] in "!^":
+                end += 1
+            if end < len(pattern) and pattern[end] == "]":
+                end += 1
+            while end < len(pattern) and pattern[end] != "]":
+                end += 2 if pattern[end] == "\\" else 1
+                if pattern[end - 1 : end + 1] == "[:":  # a class: its own ':]' closes it
+                    close = pattern.find(":]", end + 1)
+                    end = close + 2 if close >= 0 else end
+            if end < len(pattern):
+                found.append(pattern[position + 1 : end])
+                position = end + 1
+                continue
+        position += 1
+    return found
+
+
+def _ranges(inside: str) -> list[tuple[str, str]]:
+    """The ``low-high`` ranges of a bracket expression's inside (escapes taken as such)."""
+    chars: list[str] = []
+    index = 0
+    while index < len(inside):
+        if inside[index] == "\\" and index + 1 < len(inside):
+            index += 1
+        chars.append(inside[index])
+        index += 1
+    return [(chars[i - 1], chars[i + 1]) for i in range(1, len(chars) - 1) if chars[i] == "-"]
 
 
 def check_patterns(patterns: tuple[str, ...]) -> None:
@@ -145,17 +204,11 @@ def check_patterns(patterns: tuple[str, ...]) -> None:
         _spec(patterns)
 
 
-_POSIX_CLASS = re.compile(r"\[[^\]]*\[:[a-z]+:\]")
-"""A POSIX character class inside a bracket expression (``[[:alpha:]]``), which git
-supports and pathspec does not translate faithfully (``[:ab:]`` alone is a plain set)."""
-
-
-def _is_utf8(text: str) -> bool:
-    try:
-        text.encode()
-    except UnicodeEncodeError:  # a lone surrogate: a byte of a name that is not UTF-8
-        return False
-    return True
+_POSIX_CLASS = re.compile(r"\[.*\[:[a-zA-Z]+:\]")
+"""A POSIX character class after an opening bracket (``[[:alpha:]]``, ``[][:digit:]]``):
+git supports them, pathspec does not translate them faithfully. ``[:ab:]`` alone is a
+plain set; an escaped ``\\[`` opens nothing (escapes are blanked out first)."""
+_ESCAPED = re.compile(r"\\.", re.S)
 
 
 def _run_by_re2(pattern: Any) -> None:
