@@ -317,13 +317,26 @@ def test_o_dev_stdout_appended_to_a_file_keeps_what_the_file_held(tmp_path: Path
     assert before == b"before" and list(json.loads(manifest)["files"]) == ["a"]
 
 
-@pytest.mark.parametrize("name", ["/dev//stdout", "link-to-stdout", "/proc/self/../self/fd/1"])
+@pytest.mark.parametrize(
+    "name",
+    [
+        "/dev//stdout",
+        "link-to-stdout",
+        "/proc/self/../self/fd/1",
+        "alias/L",  # alias -> real/sub, L -> ../stdoutlink: '..' resolved after the link
+        "/proc/self/root/proc/self/fd/1",
+    ],
+)
 def test_any_name_for_stdout_is_written_through(tmp_path: Path, name: str) -> None:
     """Decided by where the name leads, not by how it is spelt (a review found /dev//stdout
     and a link to /dev/stdout still replaced the file stdout was appending to)."""
     (tmp_path / "d").mkdir()
     (tmp_path / "d" / "a").write_bytes(b"a\n")
     (tmp_path / "link-to-stdout").symlink_to("/dev/stdout")
+    (tmp_path / "real" / "sub").mkdir(parents=True)
+    (tmp_path / "real" / "stdoutlink").symlink_to("/dev/stdout")
+    (tmp_path / "real" / "sub" / "L").symlink_to("../stdoutlink")
+    (tmp_path / "alias").symlink_to("real/sub")
     (tmp_path / "log").write_bytes(b"before\n")
     command = f"{sys.executable} -m hashpar make -q d -o '{name}' >> log"
     subprocess.run(command, shell=True, cwd=tmp_path, check=True, timeout=60)

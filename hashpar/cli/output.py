@@ -56,7 +56,8 @@ class Output:
             except OSError as exc:
                 raise OutputError(f"cannot write {target}: {exc.strerror}") from None
             with contextlib.suppress(OSError):  # a file in the tree is left out, as for -o FILE
-                if stat.S_ISREG(os.fstat(own).st_mode):
+                behind = os.fstat(own)
+                if stat.S_ISREG(behind.st_mode) and behind.st_nlink:  # deleted: no name
                     self.behind = os.readlink(f"/proc/self/fd/{own}")
             return
         try:  # what the target is, through every link: /dev/stdout's /proc ones too
@@ -179,7 +180,6 @@ def _check_stdout() -> None:
         raise OutputError("standard output is closed") from None
 
 
-_STANDARD = {"/dev/stdin": 0, "/dev/stdout": 1, "/dev/stderr": 2}
 _STREAM_NAMES = ("input", "output", "error")
 _LINK_HOPS = 40  # as the kernel's limit on links followed in one lookup
 
@@ -187,22 +187,26 @@ _LINK_HOPS = 40  # as the kernel's limit on links followed in one lookup
 def _own_descriptor(target: str) -> int | None:
     """The descriptor ``target`` names when it is one of this process's open files, if that
     descriptor is open: ``/dev/stdout``, ``/dev/fd/N``, ``/proc/self/fd/N`` and the like,
-    however written (``/dev//stdout``) and through any links leading there.
+    however written and through any links leading there.
 
     Such a target is written through that descriptor, never reopened: opened again by its
     name it would be truncated (``-o /dev/stdout >> log`` emptied the log) or, for a
-    regular file, replaced by a new one. bash's ``-o >(cmd)`` is ``/dev/fd/63``. Standard
-    input, output or error closed when hashpar started is refused: the descriptor may
-    since hold any file this process opened.
+    regular file, replaced by a new one. bash's ``-o >(cmd)`` is ``/dev/fd/63``. The name
+    is followed a link at a time, each time with its directory resolved as the kernel
+    would (``realpath``), until it is ``/proc/<this process>/fd/N``. Standard input,
+    output or error closed when hashpar started is refused: the descriptor may since hold
+    any file this process opened.
     """
-    own = re.compile(rf"/(?:dev|proc/(?:self|thread-self|{os.getpid()}))/fd/([0-9]+)")
+    own = re.compile(rf"/proc/{os.getpid()}/(?:task/[0-9]+/)?fd/(0|[1-9][0-9]*)")
     path = target
     for _ in range(_LINK_HOPS):
-        path = os.path.normpath(path)
-        number = _STANDARD.get(path)
-        if number is None and (match := own.fullmatch(path)) is not None:
+        head, name = os.path.split(path)
+        if not name:
+            return None  # ends in '/': a directory, never a descriptor
+        path = os.path.join(os.path.realpath(head or "."), name)
+        match = own.fullmatch(path)
+        if match is not None:
             number = int(match.group(1))
-        if number is not None:
             break
         try:
             link = os.readlink(path)
