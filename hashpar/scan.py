@@ -100,35 +100,33 @@ def compile_patterns(patterns: tuple[str, ...]) -> Excluder | None:
     255 ``a`` took 7 s, each further ``*a`` multiplies that), and a manifest's
     ``excludes`` are anybody's to write. So each pattern's expression is run by RE2 (the
     google-re2 package), whose time is linear in the path (10 µs there), inside pathspec's
-    own loop: which pattern wins is decided exactly as pathspec decides it.
+    own loop: which pattern wins is decided exactly as pathspec decides it. Every name is
+    matched so; none is left to Python's engine.
 
     RE2 reads UTF-8 only. A byte of a name that is not UTF-8 (a lone surrogate, from
     ``os.fsdecode``) is mapped, in names and patterns alike, to a character of a private-use
-    block (:data:`_BYTES`): one character for one, as before. That is exact unless a
-    pattern or name holds characters of that block, or a pattern's bracket range reaches
-    past U+D7FF (where the mapping would move what the range covers): such a pattern is
-    refused, and such a name (one holding a character of that block, which no real name
-    is likely to) is matched by Python's engine. Refused too: a POSIX class (``[[:alpha:]]``), whose
-    expression pathspec gets wrong under either engine, and an expression RE2 does not
-    accept. Python's engine lets ``$`` match before a name's final newline (``a`` excluded
-    a file named ``a`` and a newline); RE2 and git do not.
+    block (:data:`_BYTES`): one character for one. So that the mapping cannot change what a
+    pattern means, a pattern holding a character of that block is refused, and so is one
+    with a bracket expression and any character above U+D7FF (a range there could cover
+    other characters once mapped). Left: a pattern holding such a byte treats a name's
+    real character of that block as the byte (both rare, never both in one real tree).
+    Refused too: a POSIX class (``[[:alpha:]]``), whose expression pathspec gets wrong
+    under either engine, and an expression RE2 does not accept. Python's engine lets
+    ``$`` match before a name's final newline (``a`` excluded a file named ``a`` and a
+    newline); RE2 and git do not.
     """
     if not patterns:
         return None
+    check_patterns(patterns)  # named as given
     for pattern in patterns:
         _check_matchable(pattern)
-    slow = _spec(patterns)
-    fast = _spec(tuple(pattern.translate(_BYTES) for pattern in patterns))
-    for compiled in fast.patterns:
+    spec = _spec(tuple(pattern.translate(_BYTES) for pattern in patterns))
+    for compiled in spec.patterns:
         _run_by_re2(compiled)
 
     def is_excluded(path: str, is_dir: bool) -> bool:
         text = path + "/" if is_dir else path
-        if not text.isascii():
-            if not _BLOCK.isdisjoint(text):  # the block itself: the mapping would be ambiguous
-                return bool(slow.match_file(text))
-            text = text.translate(_BYTES)
-        return bool(fast.match_file(text))
+        return bool(spec.match_file(text if text.isascii() else text.translate(_BYTES)))
 
     return is_excluded
 
@@ -150,50 +148,11 @@ def _check_matchable(pattern: str) -> None:
             f"{pattern!r}: POSIX character classes such as [:alpha:] are not supported "
             "(the characters can be listed: [a-zA-Z])"
         )
-    for bracket in _brackets(pattern):
-        if any(ord(low) > 0xD7FF or ord(high) > 0xD7FF for low, high in _ranges(bracket)):
-            raise ValueError(f"{pattern!r}: a range reaching past U+D7FF is not supported")
-
-
-def _brackets(pattern: str) -> list[str]:
-    """The insides of the pattern's bracket expressions, as git reads them: an escaped
-    ``[`` opens none, and ``]`` right after ``[`` (or ``[!``, ``[^``) is a member."""
-    found = []
-    position = 0
-    while position < len(pattern):
-        char = pattern[position]
-        if char == "\\":
-            position += 2
-            continue
-        if char == "[":
-            end = position + 1
-            if end < len(pattern) and pattern[end] in "!^":
-                end += 1
-            if end < len(pattern) and pattern[end] == "]":
-                end += 1
-            while end < len(pattern) and pattern[end] != "]":
-                end += 2 if pattern[end] == "\\" else 1
-                if pattern[end - 1 : end + 1] == "[:":  # a class: its own ':]' closes it
-                    close = pattern.find(":]", end + 1)
-                    end = close + 2 if close >= 0 else end
-            if end < len(pattern):
-                found.append(pattern[position + 1 : end])
-                position = end + 1
-                continue
-        position += 1
-    return found
-
-
-def _ranges(inside: str) -> list[tuple[str, str]]:
-    """The ``low-high`` ranges of a bracket expression's inside (escapes taken as such)."""
-    chars: list[str] = []
-    index = 0
-    while index < len(inside):
-        if inside[index] == "\\" and index + 1 < len(inside):
-            index += 1
-        chars.append(inside[index])
-        index += 1
-    return [(chars[i - 1], chars[i + 1]) for i in range(1, len(chars) - 1) if chars[i] == "-"]
+    if "[" in pattern and max(map(ord, pattern)) > 0xD7FF:
+        raise ValueError(
+            f"{pattern!r}: a bracket expression with characters above U+D7FF in the pattern "
+            "is not supported"
+        )
 
 
 def check_patterns(patterns: tuple[str, ...]) -> None:

@@ -352,6 +352,18 @@ def test_o_dev_stdout_into_a_file_in_the_tree_leaves_that_file_out(tmp_path: Pat
     assert list(json.loads((tmp_path / "m.json").read_bytes())["files"]) == ["a"]
 
 
+def test_a_deleted_file_behind_stdout_leaves_nothing_out(tmp_path: Path) -> None:
+    """Its /proc name ends in ' (deleted)', which may be a real file's name in the tree."""
+    tree = tmp_path / "t"
+    tree.mkdir()
+    (tree / "out (deleted)").write_bytes(b"a real file")
+    (tree / "out").write_bytes(b"")
+    os.link(tree / "out", tmp_path / "keep")  # another link: the deleted name's count stays 1
+    command = f"exec >> t/out; rm t/out; {sys.executable} -m hashpar make -q t -o /dev/stdout"
+    subprocess.run(command, shell=True, cwd=tmp_path, check=True, timeout=60)
+    assert list(json.loads((tmp_path / "keep").read_bytes())["files"]) == ["out (deleted)"]
+
+
 def test_a_standard_stream_closed_or_read_only_is_never_replaced(tmp_path: Path) -> None:
     """-o /dev/stdin reads as a file opened for reading: refused, the file intact. With
     stderr closed at start, fd 2 may hold any file the interpreter opened since: refused."""

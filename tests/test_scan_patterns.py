@@ -32,6 +32,7 @@ def test_a_pattern_that_makes_a_backtracking_engine_explode_is_matched_at_once()
     assert not excluded("a" * 255 + "\udcff", False)
     with_a_byte = compile_patterns((BACKTRACKING, "z\udcff"))  # a pattern that is not UTF-8
     assert with_a_byte is not None and not with_a_byte("a" * 255, False)
+    assert not excluded("\U000f0080" + "a" * 250, False)  # the mapping's block: RE2 as well
 
 
 @pytest.mark.timeout(60)
@@ -105,7 +106,16 @@ def test_an_expression_re2_does_not_accept_is_refused_rather_than_run_slowly() -
 
 
 @pytest.mark.parametrize(
-    "pattern", ["[][:digit:]*.log", "[!][:alpha:]]*", "x[[:space:]]", "[a-\udcff]", "[😀-😍]"]
+    "pattern",
+    [
+        "[][:digit:]*.log",
+        "[!][:alpha:]]*",
+        "x[[:space:]]",
+        "[a-\udcff]",
+        "[😀-😍]",
+        "[a-\uffff\\]",  # pathspec closes at the first ], even after a backslash
+        "[a-\uffff[:]:]",
+    ],
 )
 def test_what_the_mapping_or_pathspec_would_get_wrong_is_refused(pattern: str) -> None:
     with pytest.raises(ValueError, match="not supported"):

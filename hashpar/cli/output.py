@@ -57,8 +57,9 @@ class Output:
                 raise OutputError(f"cannot write {target}: {exc.strerror}") from None
             with contextlib.suppress(OSError):  # a file in the tree is left out, as for -o FILE
                 behind = os.fstat(own)
-                if stat.S_ISREG(behind.st_mode) and behind.st_nlink:  # deleted: no name
-                    self.behind = os.readlink(f"/proc/self/fd/{own}")
+                named = os.readlink(f"/proc/self/fd/{own}")
+                if stat.S_ISREG(behind.st_mode) and os.path.samestat(behind, os.stat(named)):
+                    self.behind = named  # still its name (a deleted file's ends '(deleted)')
             return
         try:  # what the target is, through every link: /dev/stdout's /proc ones too
             st: os.stat_result | None = os.stat(target)
@@ -203,7 +204,10 @@ def _own_descriptor(target: str) -> int | None:
         head, name = os.path.split(path)
         if not name:
             return None  # ends in '/': a directory, never a descriptor
-        path = os.path.join(os.path.realpath(head or "."), name)
+        try:  # strict: a missing or non-directory component is the kernel's error too
+            path = os.path.join(os.path.realpath(head or ".", strict=True), name)
+        except OSError:
+            return None
         match = own.fullmatch(path)
         if match is not None:
             number = int(match.group(1))
