@@ -20,7 +20,7 @@ from hashpar.events import ProgressCallback, ignore_progress
 from hashpar.manifest import CanonicalReader, decode_manifest, drained
 from hashpar.models import Algorithm, FileEntry, Manifest, Problem, ProblemKind, Snapshot
 from hashpar.names import input_name
-from hashpar.scan import Scope, compile_patterns, special_kind
+from hashpar.scan import Scope, compiled_patterns, special_kind
 
 if TYPE_CHECKING:  # verify and diff import what they use: make does not pay for it
     from hashpar.compare import Report
@@ -115,7 +115,7 @@ def scan_tree(
         raise UsageError(f"{root or repr(root)}: {exc.strerror}") from None  # '': say so
     patterns = tuple(excludes)
     try:
-        compile_patterns(patterns)  # a bad pattern is a usage error here, not in a worker
+        compiled_patterns(patterns)  # a bad pattern is a usage error here, not in a worker
     except (ValueError, TypeError) as exc:
         raise UsageError(f"bad --exclude pattern: {exc}") from None
     only = None
@@ -450,7 +450,7 @@ def verify_tree(
             hint = "" if root is not None else " (use --root to check a copy elsewhere)"
             raise UsageError(f"cannot verify {tree}: {exc.strerror}{hint}") from None
         try:  # valid to pathspec, as decoding checked; now: can a walk match them?
-            compile_patterns(tuple(settings.excludes))
+            compiled_patterns(tuple(settings.excludes))
         except (ValueError, TypeError) as exc:
             name = f"{manifest.name}: " if isinstance(manifest, ManifestFile) else ""
             raise ManifestError(f"{name}excludes: {exc}") from None

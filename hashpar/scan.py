@@ -117,10 +117,12 @@ def compile_patterns(patterns: tuple[str, ...]) -> Excluder | None:
     """
     if not patterns:
         return None
-    check_patterns(patterns)  # named as given
+    mapped = tuple(pattern.translate(_BYTES) for pattern in patterns)
+    if mapped != patterns:  # a bad pattern is named as given, not as mapped
+        check_patterns(patterns)
+    spec = _spec(mapped)
     for pattern in patterns:
         _check_matchable(pattern)
-    spec = _spec(tuple(pattern.translate(_BYTES) for pattern in patterns))
     for compiled in spec.patterns:
         _run_by_re2(compiled)
 
@@ -216,14 +218,15 @@ def _spec(patterns: tuple[str, ...]) -> pathspec.GitIgnoreSpec:
         raise ValueError(f"{pattern!r}: {error.msg}")
 
 
-_compiled = functools.lru_cache(maxsize=4)(compile_patterns)
-"""Each worker compiles a run's patterns once, not once per task."""
+compiled_patterns = functools.lru_cache(maxsize=4)(compile_patterns)
+""":func:`compile_patterns`, once per run's patterns in each process: the parent's check
+before the walk is the compilation its first task and (under fork) its workers use."""
 
 
 def _excluder(
     patterns: tuple[str, ...], only: str | None, listed: tuple[str, ...] | None
 ) -> Excluder:
-    by_pattern = _compiled(patterns)
+    by_pattern = compiled_patterns(patterns)
     wanted = frozenset(listed) if listed is not None else frozenset()
 
     def leads_to_listed(directory: str) -> bool:

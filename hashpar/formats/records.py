@@ -331,7 +331,6 @@ def imported_manifest(
     files: dict[str, FileEntry],
     *,
     created: str = "",
-    follow_symlinks: bool = False,
 ) -> Manifest:
     """A Manifest for entries read from a checksum file (sorted by path, sizes as given)."""
     from hashpar.models import Manifest, Snapshot
@@ -342,7 +341,6 @@ def imported_manifest(
         created=created,
         generator="",
         snapshot=Snapshot(files=dict(sorted(files.items()))),
-        follow_symlinks=follow_symlinks,
     )
 
 
